@@ -215,6 +215,9 @@ class PairPlan(object):
             "peer_lan_cidrs": [str(n) for n in peer_lans],
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
+            # the how-to's NAT mode: site traffic into the tunnel, and the peer's tunnel address into the site
+            "nat_rules": [{"source": str(n), "out_interface": name} for n in my_lans]
+            + [{"source": "%s/%d" % (theirs, theirs.max_prefixlen), "out_interface": me.get("lan_interface")}],
         }
 
     def _check_overlaps(self, my_lans, peer_lans, tunnel_net, tunnel_addrs, underlays):

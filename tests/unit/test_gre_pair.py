@@ -131,3 +131,19 @@ def test_planner_defaults_agree_with_the_role_defaults():
     for key, value in DEFAULTS.items():
         if PREFIX + key in role_defaults:
             assert role_defaults[PREFIX + key] == value, key
+
+
+def test_masquerade_rules_follow_the_howto():
+    hv = howto(a__masquerade=True, a__lan_interface="eth1")
+    assert plan("router_a", hv["router_a"], hv)["nat_rules"] == [
+        {"source": "10.10.1.0/24", "out_interface": "gre-router_b"},
+        {"source": "192.168.8.2/32", "out_interface": "eth1"},
+    ]
+
+
+def test_role_readme_is_in_step_with_the_argument_specs():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "role-readme"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

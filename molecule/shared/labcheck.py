@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks the Molecule scenarios run against the lab's namespaces (router_a, router_b, host_a, host_b).
+
+    labcheck.py snapshot FILE              the routers' kernel state (links, addresses, routes, iptables, forwarding)
+    labcheck.py compare FILE_A FILE_B      exit 1, showing the differences, unless both snapshots are equal
+    labcheck.py harden                     INPUT and FORWARD policies DROP on both routers, ICMP "fragmentation
+                                           needed" dropped (so only MSS clamping can save large TCP transfers)
+    labcheck.py verify --mode routed|masquerade
+                                           traffic checks; prints one line a check, exit 1 if any failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+
+ROUTERS = {"router_a": "gre-router_b", "router_b": "gre-router_a"}
+HOSTS = {"host_a": "10.10.1.10", "host_b": "20.10.1.10"}
+
+
+def run(ns, *cmd, check=True):
+    proc = subprocess.run(["ip", "netns", "exec", ns] + list(cmd), capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError("in %s, %s failed: %s" % (ns, " ".join(cmd), proc.stderr.strip()))
+    return proc
+
+
+def snapshot():
+    state = {}
+    for ns in ROUTERS:
+        iptables = []
+        for table in ("filter", "nat", "mangle"):
+            out = run(ns, "iptables-save", "-t", table).stdout
+            iptables += [re.sub(r"\[\d+:\d+\]", "", line) for line in out.splitlines() if not line.startswith("#")]
+        links = json.loads(run(ns, "ip", "-d", "-j", "link", "show").stdout)
+        for link in links:
+            link.pop("ifindex", None)  # a re-created link gets a new index; what matters is what it is
+        state[ns] = {
+            "links": links,
+            "addresses": json.loads(run(ns, "ip", "-j", "addr", "show").stdout),
+            "routes": json.loads(run(ns, "ip", "-j", "route", "show", "table", "all").stdout),
+            "iptables": iptables,
+            "forwarding": {key: run(ns, "sysctl", "-n", key).stdout.strip()
+                           for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")},
+        }
+    return state
+
+
+def compare(path_a, path_b):
+    with open(path_a, encoding="utf-8") as a, open(path_b, encoding="utf-8") as b:
+        left, right = json.load(a), json.load(b)
+    if left == right:
+        print("kernel state equal: %s == %s" % (path_a, path_b))
+        return 0
+    diff = difflib.unified_diff(json.dumps(left, indent=1, sort_keys=True).splitlines(),
+                                json.dumps(right, indent=1, sort_keys=True).splitlines(), path_a, path_b, lineterm="")
+    print("kernel state differs:\n" + "\n".join(diff))
+    return 1
+
+
+def harden():
+    for ns in ROUTERS:
+        run(ns, "iptables", "-P", "INPUT", "DROP")
+        run(ns, "iptables", "-P", "FORWARD", "DROP")
+        for chain in ("OUTPUT", "FORWARD"):
+            run(ns, "iptables", "-A", chain, "-p", "icmp", "--icmp-type", "fragmentation-needed",
+                "-m", "comment", "--comment", "lab: no PMTU discovery", "-j", "DROP")
+    print("routers hardened: INPUT/FORWARD policy DROP, ICMP fragmentation-needed dropped")
+
+
+class Capture(object):
+    """tcpdump in a namespace, for the duration of a with-block; .lines holds what it printed."""
+
+    def __init__(self, ns, interface, bpf):
+        self.cmd = ["ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-p", "-i", interface, bpf]
+        self.lines = []
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on" on stderr once the capture is armed
+        while True:
+            line = self.proc.stderr.readline()
+            if not line or "listening on" in line:
+                break
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        self.lines = [line for line in out.splitlines() if line.strip()]
+        return False
+
+
+def ping(src, dst, count=3):
+    return run(src, "ping", "-n", "-c", str(count), "-W", "2", dst, check=False).returncode == 0
+
+
+def tunnel_counters(ns):
+    link = json.loads(run(ns, "ip", "-s", "-j", "link", "show", "dev", ROUTERS[ns]).stdout)[0]
+    return link["stats64"]["rx"]["packets"], link["stats64"]["tx"]["packets"]
+
+
+TCP_SERVER = r"""
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 5001)); srv.listen(1); srv.settimeout(60)
+conn, peer = srv.accept(); conn.settimeout(30); total = 0
+while True:
+    data = conn.recv(65536)
+    if not data: break
+    total += len(data)
+print(total, peer[0])
+"""
+
+TCP_CLIENT = r"""
+import socket, sys
+sock = socket.create_connection((sys.argv[1], 5001), timeout=30)
+sock.sendall(b"x" * int(sys.argv[2])); sock.shutdown(socket.SHUT_WR); sock.recv(1); sock.close()
+"""
+
+
+def tcp_transfer(src, dst_ns, dst_addr, size):
+    server = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", TCP_SERVER],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    client = run(src, sys.executable, "-c", TCP_CLIENT, dst_addr, str(size), check=False)
+    out, err = server.communicate(timeout=90)
+    received = int(out.split()[0]) if out.strip() else 0
+    return received, client.stderr.strip() + err.strip()
+
+
+def verify(mode):
+    results = []
+
+    def check(name, ok, detail=""):
+        results.append(ok)
+        print("%s: %s%s" % ("ok" if ok else "FAIL", name, (" (%s)" % detail) if detail else ""))
+
+    before = {ns: tunnel_counters(ns) for ns in ROUTERS}
+    with Capture("router_b", "bond0", "ip proto 47") as gre_on_underlay:
+        check("host_a reaches host_b (20.10.1.10)", ping("host_a", "20.10.1.10"))
+    check("host_b reaches host_a (10.10.1.10)", ping("host_b", "10.10.1.10"))
+    check("the traffic crossed the underlay as GRE (protocol 47 seen on router_b's bond0)",
+          any("GREv0" in line or "gre" in line.lower() for line in gre_on_underlay.lines),
+          "%d packets" % len(gre_on_underlay.lines))
+    after = {ns: tunnel_counters(ns) for ns in ROUTERS}
+    for ns in ROUTERS:
+        check("%s's tunnel %s counted the packets" % (ns, ROUTERS[ns]),
+              after[ns][0] > before[ns][0] and after[ns][1] > before[ns][1], "rx/tx %s -> %s" % (before[ns], after[ns]))
+
+    with Capture("host_b", "eth0", "icmp[icmptype] == icmp-echo") as at_host_b, \
+            Capture("router_b", "gre-router_a", "icmp[icmptype] == icmp-echo") as at_tunnel:
+        ping("host_a", "20.10.1.10", count=1)
+    sources_b = {line.split()[2] for line in at_host_b.lines if " IP " in line}
+    sources_t = {line.split()[2] for line in at_tunnel.lines if " IP " in line}
+    if mode == "masquerade":
+        check("host_b sees host_a's traffic arrive from router_b's site address 20.10.1.1", sources_b == {"20.10.1.1"}, sources_b)
+        check("router_b sees it come out of the tunnel from router_a's tunnel address 192.168.8.1", sources_t == {"192.168.8.1"}, sources_t)
+    else:
+        check("host_b sees host_a's own address 10.10.1.10 (routed, no NAT)", sources_b == {"10.10.1.10"}, sources_b)
+        check("router_b sees host_a's address come out of the tunnel", sources_t == {"10.10.1.10"}, sources_t)
+
+    size = 1 << 20
+    received, detail = tcp_transfer("host_a", "host_b", "20.10.1.10", size)
+    check("a 1 MiB TCP transfer host_a -> host_b completes with ICMP fragmentation-needed dropped (MSS clamping)",
+          received == size, "%d bytes received%s" % (received, ("; " + detail) if detail else ""))
+    received, detail = tcp_transfer("host_b", "host_a", "10.10.1.10", size)
+    check("a 1 MiB TCP transfer host_b -> host_a completes the same way", received == size,
+          "%d bytes received%s" % (received, ("; " + detail) if detail else ""))
+    policies = [run(ns, "iptables", "-S", chain).stdout.splitlines()[0] for ns in ROUTERS for chain in ("INPUT", "FORWARD")]
+    check("the routers' INPUT and FORWARD policies are still DROP", all(p.endswith(" DROP") for p in policies), policies)
+    print("verify: %d passed, %d failed" % (results.count(True), results.count(False)))
+    return 0 if all(results) else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    snap = sub.add_parser("snapshot")
+    snap.add_argument("file")
+    comp = sub.add_parser("compare")
+    comp.add_argument("file_a")
+    comp.add_argument("file_b")
+    sub.add_parser("harden")
+    ver = sub.add_parser("verify")
+    ver.add_argument("--mode", choices=["routed", "masquerade"], required=True)
+    args = parser.parse_args(argv)
+    if args.action == "snapshot":
+        with open(args.file, "w", encoding="utf-8") as handle:
+            json.dump(snapshot(), handle, indent=1, sort_keys=True)
+        print("kernel state of %s saved to %s" % (", ".join(ROUTERS), args.file))
+        return 0
+    if args.action == "compare":
+        return compare(args.file_a, args.file_b)
+    if args.action == "harden":
+        harden()
+        return 0
+    return verify(args.mode)
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(60)
+    sys.exit(main())
