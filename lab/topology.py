@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build and tear down a lab topology of network namespaces described in YAML.
@@ -25,9 +25,11 @@ FILE defaults to lab/topologies/howto.yml. The format:
 
 import argparse
 import ipaddress
+import json
 import os
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -121,6 +123,10 @@ class Topology:
                 raise TopologyError("network namespace %s already exists; run `lab/topology down` first" % ns)
             _ip("netns", "add", ns)
             _ip("link", "set", "lo", "up", netns=ns)
+            # No IPv6 duplicate address detection: link-local addresses are final at once, so the namespaces'
+            # state is stable as soon as `up` returns (tests compare it before and after a change).
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                            "net.ipv6.conf.default.accept_dad=0"], check=True)
         for index, (left, right) in enumerate(self.links):
             lhost, lif = self._endpoint(left)
             rhost, rif = self._endpoint(right)
@@ -150,6 +156,22 @@ class Topology:
                 _ip("route", "add", route["to"], "via", route["via"], netns=ns)
             if spec.get("gateway"):
                 _ip("route", "add", "default", "via", spec["gateway"], netns=ns)
+        self._wait_for_carrier()
+
+    def _wait_for_carrier(self, seconds=10.0):
+        """Return once every interface reports carrier (the kernel settles link state in the background)."""
+        deadline = time.monotonic() + seconds
+        pending = []
+        while time.monotonic() < deadline:
+            pending = []
+            for host, spec in self.hosts.items():
+                links = json.loads(_ip("-j", "link", "show", netns=self.ns(host)).stdout or "[]")
+                states = {link["ifname"]: link.get("operstate") for link in links}
+                pending += ["%s:%s" % (host, i) for i in (spec.get("interfaces") or {}) if states.get(i) != "UP"]
+            if not pending:
+                return
+            time.sleep(0.05)
+        raise TopologyError("interfaces still without carrier after %.0f s: %s" % (seconds, ", ".join(pending)))
 
     def down(self):
         """Remove every namespace of the topology; those already gone are fine."""

@@ -33,6 +33,13 @@ def run(ns, *cmd, check=True):
     return proc
 
 
+def stable_addresses(links):
+    """Addresses without IPv6 link-local ones, whose duplicate address detection goes on in the background."""
+    for link in links:
+        link["addr_info"] = [a for a in link.get("addr_info", []) if not (a["family"] == "inet6" and a["scope"] == "link")]
+    return links
+
+
 def snapshot():
     state = {}
     for ns in ROUTERS:
@@ -45,7 +52,7 @@ def snapshot():
             link.pop("ifindex", None)  # a re-created link gets a new index; what matters is what it is
         state[ns] = {
             "links": links,
-            "addresses": json.loads(run(ns, "ip", "-j", "addr", "show").stdout),
+            "addresses": stable_addresses(json.loads(run(ns, "ip", "-j", "addr", "show").stdout)),
             "routes": json.loads(run(ns, "ip", "-j", "route", "show", "table", "all").stdout),
             "iptables": iptables,
             "forwarding": {key: run(ns, "sysctl", "-n", key).stdout.strip()
