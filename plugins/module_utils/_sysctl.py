@@ -7,8 +7,11 @@
 """IP forwarding through sysctl: the live value under /proc/sys and a persistent sysctl.d file, compared and changed separately.
 
 Read everything once, compare with what was asked, check that every change can be made, then apply: live
-values first (they can be put back), the file last (an atomic rename), and put the live values back if the
-rename fails, so that a failed run leaves nothing half-applied.
+values first (they can be put back), the file last (an atomic rename, or its removal), and put the live values
+back if that fails, so that a failed run leaves nothing half-applied.
+
+state=absent undoes the module's work: its lines leave the file (the file too, when only the header it wrote is
+left), and the live value becomes the one the rest of the boot configuration gives, or the kernel's default.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ HEADER = (
 )
 
 STATE_VALUES = {"enabled": 1, "disabled": 0}
+
+# What the kernel boots with when no sysctl file sets the key (and what a namespace gets with
+# net.core.devconf_inherit_init_net=2); state=absent falls back to it.
+KERNEL_DEFAULTS = {"net.ipv4.ip_forward": 0, "net.ipv6.conf.all.forwarding": 0}
+KERNEL_DEFAULT = "kernel default"
+# Names under which a sysctl file sets the same kernel value: net.ipv4.conf.all.forwarding is ip_forward.
+BOOT_NAMES = {
+    "net.ipv4.ip_forward": ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"),
+    "net.ipv6.conf.all.forwarding": ("net.ipv6.conf.all.forwarding",),
+}
 
 
 class SysctlError(Exception):
@@ -144,6 +157,19 @@ class SysctlFile(object):
             text += "%s = %s\n" % (key, wanted[key])
         return text
 
+    def without(self, keys):
+        """The text of this file with every assignment of KEYS dropped and every other line kept."""
+        text = "\n".join(line.text for line in self.lines if line.key not in keys)
+        if text and not text.endswith("\n"):
+            text += "\n"
+        return text
+
+
+def only_header(text):
+    """True when TEXT holds nothing but the header the module writes into a file it creates (and blank lines)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines == [line.strip() for line in HEADER.splitlines()]
+
 
 def same_value(current, wanted):
     """True when a sysctl value (str or int, as read) means the integer WANTED."""
@@ -234,6 +260,44 @@ def boot_warnings(sysctl_file, wanted, sysctl_dirs=SYSCTL_DIRS, sysctl_conf=SYSC
     return warnings
 
 
+def boot_sequence(sysctl_dirs=SYSCTL_DIRS, sysctl_conf=SYSCTL_CONF):
+    """The files the boot applies, in order: systemd-sysctl's, then SYSCTL_CONF, which `sysctl --system` reads
+    last, unless a file in SYSCTL_DIRS already links to it (Debian's 99-sysctl.conf)."""
+    files = _boot_files(sysctl_dirs)
+    paths = [files[name] for name in sorted(files)]
+    if os.path.isfile(sysctl_conf) and os.path.realpath(sysctl_conf) not in set(os.path.realpath(path) for path in paths):
+        paths.append(sysctl_conf)
+    return paths
+
+
+def boot_values(keys, sysctl_file, replacement, sysctl_dirs=SYSCTL_DIRS, sysctl_conf=SYSCTL_CONF):
+    """Key -> (value, source) the boot would set for each of KEYS, SYSCTL_FILE read as REPLACEMENT.
+
+    REPLACEMENT is the SysctlFile SYSCTL_FILE will hold after the run, or None to leave it out. The last file
+    that sets a key to an integer gives the value and is the source; where none does, the kernel's default.
+    """
+    ours = os.path.realpath(sysctl_file)
+    found = dict((key, (KERNEL_DEFAULTS[key], KERNEL_DEFAULT)) for key in keys)
+    for path in boot_sequence(sysctl_dirs, sysctl_conf):
+        if os.path.realpath(path) == ours:
+            content = replacement
+        else:
+            try:
+                content = SysctlFile(_read_text(path))
+            except (OSError, IOError):
+                continue
+        if content is None:
+            continue
+        for line in content.lines:
+            for key in keys:
+                if line.key in BOOT_NAMES[key]:
+                    try:
+                        found[key] = (int(line.value), path)
+                    except ValueError:
+                        pass  # the kernel refuses it at boot
+    return found
+
+
 # --- the live values ----------------------------------------------------------------------------------------
 
 
@@ -282,12 +346,16 @@ class IpForward(object):
         params = module.params
         self.families = FAMILIES[params["family"]]
         self.keys = [KEYS[family] for family in self.families]
-        self.value = STATE_VALUES[params["state"]]
+        self.absent = params["state"] == "absent"
+        # key -> the live value wanted; for state=absent, known once the file's future is (compare)
+        self.wanted = {} if self.absent else dict((key, STATE_VALUES[params["state"]]) for key in self.keys)
+        self.live_source = None
         self.persist = params["persist"]
         self.sysctl_file = params["sysctl_file"]
         self.live = {}
         self.file = None
         self.new_text = None
+        self.remove_file = False
         self.differences = DifferenceTracker()
 
     # read --------------------------------------------------------------------------------------------------
@@ -310,7 +378,7 @@ class IpForward(object):
             path = self.sysctl_file
             if os.path.isdir(path):
                 raise SysctlError("sysctl_file %s is a directory, not a file" % path)
-            if os.path.lexists(path) and not os.path.exists(path):
+            if os.path.lexists(path) and not os.path.exists(path) and not self.absent:
                 raise SysctlError("sysctl_file %s is a dangling symbolic link" % path)
             text = None
             if os.path.exists(path):
@@ -323,24 +391,48 @@ class IpForward(object):
     # compare -----------------------------------------------------------------------------------------------
 
     def compare(self):
+        if self.absent:
+            self._compare_absent_file()
+            after = self._file_after() if self.persist else None
+            boot = boot_values(self.keys, self.sysctl_file, after, self.sysctl_dirs, self.sysctl_conf)
+            self.wanted = dict((key, boot[key][0]) for key in self.keys)
+            self.live_source = dict((key, boot[key][1]) for key in self.keys)
         for key in self.keys:
-            self.differences.compare("live " + key, self.live[key], self.value)
-        if self.persist:
+            self.differences.compare("live " + key, self.live[key], self.wanted[key])
+        if self.persist and not self.absent:
             stale = {}
             for key in self.keys:
                 current = self.file.value(key)
-                if not same_value(current, self.value):
-                    self.differences.add("file " + key, active=current, wanted=str(self.value))
-                    stale[key] = str(self.value)
+                if not same_value(current, self.wanted[key]):
+                    self.differences.add("file " + key, active=current, wanted=str(self.wanted[key]))
+                    stale[key] = str(self.wanted[key])
             if stale:
                 self.new_text = self.file.render(stale)
+
+    def _compare_absent_file(self):
+        """Drop the module's lines; drop the file when only its header is left, unless it is a symbolic link
+        (someone else's arrangement: the file it names is rewritten instead, the link kept)."""
+        if not self.persist or not self.file.exists:
+            return
+        kept = self.file.without(self.keys)
+        removed = False
+        for key in self.keys:
+            current = self.file.value(key)
+            if current is not None:
+                self.differences.add("file " + key, active=current, wanted=None)
+                removed = True
+        if only_header(kept) and not os.path.islink(self.sysctl_file):
+            self.differences.add("file", active=self.sysctl_file, wanted=None)
+            self.remove_file = True
+        elif removed:
+            self.new_text = kept
 
     def live_changes(self):
         return [key for key in self.keys if self.differences.has_difference_for("live " + key)]
 
     @property
     def file_changes(self):
-        return self.new_text is not None
+        return self.new_text is not None or self.remove_file
 
     # check -------------------------------------------------------------------------------------------------
 
@@ -423,14 +515,14 @@ class IpForward(object):
         return failed
 
     def apply(self):
-        tmp = self._prepare_file() if self.file_changes else None
+        tmp = self._prepare_file() if self.new_text is not None else None
         saved = []
         try:
             for key in self.live_changes():
                 saved.extend(self._snapshot(key))
                 path = proc_path(key, self.proc_sys)
                 try:
-                    write_int(path, self.value)
+                    write_int(path, self.wanted[key])
                 except (OSError, IOError) as exc:
                     raise SysctlError("cannot change %s: %s" % (path, _why(exc) if isinstance(exc, OSError) else exc))
             if tmp:
@@ -439,6 +531,11 @@ class IpForward(object):
                 except OSError as exc:
                     raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, _why(exc)))
                 tmp = None
+            elif self.remove_file:
+                try:
+                    remove_file(self.sysctl_file)
+                except OSError as exc:
+                    raise SysctlError("cannot remove sysctl_file %s: %s" % (self.sysctl_file, _why(exc)))
         except SysctlError as exc:
             if tmp:
                 _unlink(tmp)
@@ -452,13 +549,18 @@ class IpForward(object):
 
     # result ------------------------------------------------------------------------------------------------
 
+    def _file_after(self):
+        if self.remove_file:
+            return SysctlFile(None)
+        return SysctlFile(self.new_text) if self.new_text is not None else self.file
+
     def after(self):
         live = dict(self.live)
         for key in self.live_changes():
-            live[key] = self.value
+            live[key] = self.wanted[key]
         if not self.persist:
             return live, None
-        source = SysctlFile(self.new_text) if self.file_changes else self.file
+        source = self._file_after()
         held = {}
         for key in self.keys:
             value = source.value(key)
@@ -483,9 +585,9 @@ class IpForward(object):
             before = self.file.text if self.file.exists else ""
             entries.append({
                 "before_header": self.sysctl_file if self.file.exists else "%s (absent)" % self.sysctl_file,
-                "after_header": self.sysctl_file,
+                "after_header": "%s (absent)" % self.sysctl_file if self.remove_file else self.sysctl_file,
                 "before": before,
-                "after": self.new_text if self.file_changes else before,
+                "after": self._file_after().text,
             })
         return entries
 
@@ -499,9 +601,8 @@ class IpForward(object):
                 self.apply()
         except SysctlError as exc:
             module.fail_json(msg=str(exc))
-        if self.persist:
-            for warning in boot_warnings(self.sysctl_file, dict((key, self.value) for key in self.keys),
-                                         self.sysctl_dirs, self.sysctl_conf):
+        if self.persist and not self.absent:
+            for warning in boot_warnings(self.sysctl_file, self.wanted, self.sysctl_dirs, self.sysctl_conf):
                 module.warn(warning)
         live, held = self.after()
         result = {
@@ -510,6 +611,8 @@ class IpForward(object):
             "file": held,
             "sysctl_file": self.sysctl_file if self.persist else None,
         }
+        if self.absent:
+            result["live_source"] = self.live_source
         if module._diff:  # pylint: disable=protected-access
             result["diff"] = self.diff()
         module.exit_json(**result)
@@ -520,6 +623,21 @@ def replace_file(tmp, path):
     os.rename(tmp, path)
     try:
         dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def remove_file(path):
+    """Remove PATH and make the removal durable."""
+    os.unlink(path)
+    try:
+        dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     except OSError:
         return
     try:

@@ -20,8 +20,8 @@ description:
     never changed.
   - Before it changes anything, the module checks that every needed change can be made, and refuses with a
     message saying why otherwise (a read-only C(/proc/sys), as in most containers; a file or directory that cannot
-    be written; IPv6 disabled in the kernel). If the file cannot be replaced after the live value was changed,
-    the live value is put back and the failure says so.
+    be written; IPv6 disabled in the kernel). If the file cannot be replaced or removed after the live value was
+    changed, the live value is put back and the failure says so.
   - Warns when the boot would not apply O(sysctl_file) as written, because the file is outside the directories
     systemd-sysctl reads, is hidden by a file of the same name in a directory read first, or a file applied after
     it (a later name in C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d), or
@@ -41,8 +41,18 @@ options:
       - V(enabled) sets the keys to C(1), V(disabled) to C(0).
       - With O(persist=true), V(disabled) writes C(= 0) lines rather than removing the module's lines, so that
         forwarding stays off after a reboot even where an earlier sysctl file or a distribution default turns it on.
+      - V(absent) undoes what the module did, so that the machine is as it would be without it.
+        With O(persist=true), the lines that set the keys of O(family) are removed from O(sysctl_file), and every
+        other line is kept; the file itself is removed when nothing is left but the header the module writes when
+        it creates the file, and blank lines. A symbolic link is never removed; the file it names is rewritten instead.
+        A missing file, or a dangling link, is left as it is.
+      - With V(absent), the live value becomes the one the machine's other sysctl files give the key at boot,
+        in the order systemd-sysctl applies them and then C(/etc/sysctl.conf) as C(sysctl --system) does
+        (C(net.ipv4.conf.all.forwarding) counts as C(net.ipv4.ip_forward)); O(sysctl_file) is left out of that
+        reckoning, or, with O(persist=true), read as the run leaves it. Where no file sets the key, the live value
+        becomes the kernel's default, C(0). RV(live_source) says which file, or the kernel default, gave the value.
     type: str
-    choices: [enabled, disabled]
+    choices: [enabled, disabled, absent]
     default: enabled
   persist:
     description:
@@ -78,7 +88,8 @@ notes:
   - A network namespace shares the file system with the host, so with O(persist=true) a task run in a namespace writes
     the machine's file, which the boot applies to the host's own (root) namespace. Use O(persist=false) for namespaces.
   - A new network namespace starts with IPv4 forwarding copied from the host's and IPv6 forwarding off
-    (C(net.core.devconf_inherit_init_net=0), the default).
+    (C(net.core.devconf_inherit_init_net=0), the default). O(state=absent) gives a namespace the value the boot
+    configuration gives the machine, which for IPv4 is not always what the namespace started with.
 seealso:
   - module: ansible.posix.sysctl
     description: Sets any sysctl key.
@@ -100,6 +111,13 @@ EXAMPLES = r"""
   overlay.gre.ip_forward:
     state: disabled
     persist: false
+
+- name: Undo the module, e.g. when the GRE router is taken down
+  overlay.gre.ip_forward:
+    state: absent
+    family: both
+  register: fwd_undo
+  # fwd_undo.live_source tells where the restored value came from, e.g. "kernel default"
 """
 
 RETURN = r"""
@@ -124,6 +142,15 @@ sysctl_file:
   returned: success
   type: str
   sample: /etc/sysctl.d/90-overlay-gre.conf
+live_source:
+  description:
+    - For each managed key, what gave the live value O(state=absent) restores (in check mode, would restore),
+      that is the path of the last sysctl file the boot applies that sets the key, or V(kernel default) where none does.
+  returned: when O(state=absent)
+  type: dict
+  sample:
+    net.ipv4.ip_forward: kernel default
+    net.ipv6.conf.all.forwarding: /etc/sysctl.d/99-sysctl.conf
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -135,7 +162,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             family=dict(type="str", choices=["ipv4", "ipv6", "both"], default="ipv4"),
-            state=dict(type="str", choices=["enabled", "disabled"], default="enabled"),
+            state=dict(type="str", choices=["enabled", "disabled", "absent"], default="enabled"),
             persist=dict(type="bool", default=True),
             sysctl_file=dict(type="path", default="/etc/sysctl.d/90-overlay-gre.conf"),
         ),

@@ -3,9 +3,10 @@
 """overlay.gre.ip_forward against the real kernel, in namespaces the tests make (on the host, and in the lab).
 
 Only the namespaces' own values are ever written. The root namespace's forwarding is read, never written, and
-every test checks it did not move. The sysctl files live under tmp_path, except in the test of the default path,
-which mounts a private tmpfs over /etc/sysctl.d in a mount namespace of its own.
-Four tests go through real Ansible (run_module); the rest run the module in-process (run_module_direct).
+every test checks it did not move. The sysctl files live under tmp_path, except in the tests of the default path
+and of state=absent, which mount private tmpfs over the boot's sysctl.d directories (and an empty file over
+/etc/sysctl.conf) in a mount namespace of their own.
+Five tests go through real Ansible (run_module); the rest run the module in-process (run_module_direct).
 """
 
 from __future__ import annotations
@@ -379,3 +380,95 @@ def test_default_file_and_a_later_file_that_overrides_it(netns):
     assert any("/etc/sysctl.d/95-later.conf sets net.ipv4.ip_forward = 0" in w for w in warnings), warnings
     assert ns_value(netns, V4) == 1
     assert not os.path.exists("/etc/sysctl.d/90-overlay-gre.conf")
+
+
+# --- state=absent, against a boot configuration of the test's making ---------------------------------------------
+
+
+def clean_boot_setup(tmp_path, files=None):
+    """Shell for in_private_mounts: an empty tmpfs over every sysctl.d directory the boot reads, an empty file over
+    /etc/sysctl.conf, then FILES (name -> text) written into the private /etc/sysctl.d."""
+    empty = tmp_path / "empty-sysctl.conf"
+    empty.write_text("")
+    setup = ['for d in %s; do if [ -d "$d" ]; then mount -t tmpfs overlay-gre-sysctl-d "$d"; fi; done' % " ".join(_sysctl.SYSCTL_DIRS),
+             "if [ -e {0} ]; then mount --bind {1} {0}; fi".format(_sysctl.SYSCTL_CONF, empty)]
+    for name, text in sorted((files or {}).items()):
+        setup.append("printf '%%s' '%s' > /etc/sysctl.d/%s" % (text, name))
+    return " && ".join(setup)
+
+
+def private_sysctl_d():
+    """Refuse to go on unless /etc/sysctl.d is the private tmpfs, never the machine's directory."""
+    if subprocess.run(["mountpoint", "-q", "/etc/sysctl.d"], check=False).returncode != 0:
+        raise AssertionError("/etc/sysctl.d is not the private tmpfs")
+
+
+def test_absent_after_enabled_restores_the_kernel_default_and_removes_the_file(netns, tmp_path):
+    """Nothing else sets the key: absent puts the kernel default back and removes the file the module created."""
+    def run():
+        private_sysctl_d()
+        enabled = run_module_direct(netns, "ip_forward", {})
+        live_enabled = ns_value(netns, V4)
+        absent = run_module(netns, "overlay.gre.ip_forward", {"state": "absent"}, diff=True)
+        return {"enabled": enabled, "live_enabled": live_enabled, "absent": absent, "live": ns_value(netns, V4),
+                "listing": sorted(os.listdir("/etc/sysctl.d")),
+                "again": run_module_direct(netns, "ip_forward", {"state": "absent"}, check=True)}
+
+    ns_set(netns, V4, 0)
+    out = in_private_mounts(netns, clean_boot_setup(tmp_path), run)
+    assert out["enabled"]["changed"] is True and out["live_enabled"] == 1, out["enabled"]
+    absent = out["absent"]
+    assert not absent.get("failed"), absent
+    assert absent["changed"] is True and absent["live"] == {V4: 0} and absent["file"] == {V4: None}
+    assert absent["live_source"] == {V4: "kernel default"}
+    live_diff, file_diff = absent["diff"]
+    assert (live_diff["before"], live_diff["after"]) == ("net.ipv4.ip_forward = 1\n", "net.ipv4.ip_forward = 0\n")
+    assert file_diff["before"].endswith("net.ipv4.ip_forward = 1\n") and file_diff["after"] == ""
+    assert out["live"] == 0 and out["listing"] == []
+    assert out["again"]["changed"] is False, out["again"]
+    assert ns_value(netns, V4) == 0
+    assert not os.path.exists("/etc/sysctl.d/90-overlay-gre.conf")
+
+
+def test_absent_keeps_the_value_another_boot_file_sets(netns, tmp_path):
+    """Another file the boot applies sets forwarding on: absent removes the module's file and leaves forwarding on."""
+    def run():
+        private_sysctl_d()
+        enabled = run_module_direct(netns, "ip_forward", {})
+        absent = run_module_direct(netns, "ip_forward", {"state": "absent"})
+        return {"enabled": enabled, "absent": absent, "live": ns_value(netns, V4), "listing": sorted(os.listdir("/etc/sysctl.d"))}
+
+    ns_set(netns, V4, 0)
+    out = in_private_mounts(netns, clean_boot_setup(tmp_path, {"10-site.conf": "kernel.panic = 10\nnet.ipv4.ip_forward = 1\n"}), run)
+    assert out["enabled"]["changed"] is True, out["enabled"]
+    absent = out["absent"]
+    assert absent["changed"] is True and absent["live"] == {V4: 1}, absent
+    assert absent["live_source"] == {V4: "/etc/sysctl.d/10-site.conf"}
+    assert out["live"] == 1 and out["listing"] == ["10-site.conf"]
+
+
+def test_absent_refusals_change_nothing(netns, tmp_path):
+    """A live change with /proc/sys read-only, and a file in a read-only directory, are refused before any change;
+    a read-only /proc/sys is no obstacle where the live value already is the boot's."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    conf = etc / "90-fwd.conf"
+    created = _sysctl.HEADER + "net.ipv4.ip_forward = 1\n"
+    conf.write_text(created)
+    args = {"state": "absent", "sysctl_file": str(conf)}
+    read_only_proc = " && mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys"
+    read_only_etc = " && mount --bind {0} {0} && mount -o remount,bind,ro {0}".format(etc)
+
+    ns_set(netns, V4, 1)
+    result = in_private_mounts(netns, clean_boot_setup(tmp_path) + read_only_proc, lambda: run_module_direct(netns, "ip_forward", args))
+    assert result.get("failed") is True and "read-only" in result["msg"], result
+    assert ns_value(netns, V4) == 1 and conf.read_text() == created
+
+    result = in_private_mounts(netns, clean_boot_setup(tmp_path) + read_only_etc, lambda: run_module_direct(netns, "ip_forward", args))
+    assert result.get("failed") is True and "not writable" in result["msg"], result
+    assert ns_value(netns, V4) == 1 and conf.read_text() == created
+
+    ns_set(netns, V4, 0)
+    result = in_private_mounts(netns, clean_boot_setup(tmp_path) + read_only_proc, lambda: run_module_direct(netns, "ip_forward", args))
+    assert result["changed"] is True and result["live"] == {V4: 0}, result
+    assert not conf.exists() and sorted(os.listdir(str(tmp_path))) == ["empty-sysctl.conf", "etc"]

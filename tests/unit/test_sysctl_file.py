@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.overlay.gre.plugins.module_utils._sysctl import HEADER, SysctlFile, normalize_key, same_value
+from ansible_collections.overlay.gre.plugins.module_utils._sysctl import HEADER, SysctlFile, normalize_key, only_header, same_value
 
 V4 = "net.ipv4.ip_forward"
 V6 = "net.ipv6.conf.all.forwarding"
@@ -91,3 +91,31 @@ def test_crlf_and_non_utf8_bytes_survive_as_foreign_lines():
 ])
 def test_values_compare_as_integers(current, wanted, same):
     assert same_value(current, wanted) is same
+
+
+# --- state=absent: dropping the module's lines --------------------------------------------------------------
+
+
+def test_without_drops_every_assignment_of_the_keys_and_keeps_the_rest():
+    text = ("# site\n"
+            "net.ipv4.ip_forward = 1\n"
+            "kernel.panic = 10\n"
+            "-net/ipv4/ip_forward=0\n"
+            "net.ipv6.conf.all.forwarding = 1\n"
+            "; net.ipv4.ip_forward = 1\n")
+    assert SysctlFile(text).without([V4]) == ("# site\nkernel.panic = 10\nnet.ipv6.conf.all.forwarding = 1\n"
+                                              "; net.ipv4.ip_forward = 1\n")
+    assert SysctlFile(text).without([V4, V6]) == "# site\nkernel.panic = 10\n; net.ipv4.ip_forward = 1\n"
+
+
+def test_what_the_module_created_is_only_the_header_once_its_lines_are_gone():
+    created = SysctlFile(None).render({V4: "1", V6: "1"})
+    assert only_header(SysctlFile(created).without([V4, V6]))
+    assert not only_header(SysctlFile(created).without([V4]))  # the IPv6 line is still there
+    assert only_header(HEADER + "\n\n")
+
+
+@pytest.mark.parametrize("text", ["", "\n", "kernel.panic = 10\n", HEADER + "kernel.panic = 10\n", HEADER + "# the admin's note\n",
+                                  HEADER.splitlines()[0] + "\n"])
+def test_anything_beyond_the_header_or_a_file_without_it_is_not_only_the_header(text):
+    assert not only_header(text)

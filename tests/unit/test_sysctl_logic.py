@@ -188,6 +188,142 @@ def test_missing_directory_is_refused_before_any_change(tmp_path):
     assert read(proc, V4) == 0
 
 
+# --- state=absent -------------------------------------------------------------------------------------------
+
+
+def test_absent_after_enabled_removes_the_file_and_restores_the_kernel_default(tmp_path):
+    proc = fake_proc(tmp_path / "proc")
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    run(tmp_path, proc, family="both")
+    assert read(proc, V4) == 1 and read(proc, V6) == 1
+    created = conf.read_text()
+    result, warnings = run(tmp_path, proc, family="both", state="absent", diff=True)
+    assert result["changed"] is True
+    assert result["live"] == {V4: 0, V6: 0} and result["file"] == {V4: None, V6: None}
+    assert result["live_source"] == {V4: "kernel default", V6: "kernel default"}
+    assert read(proc, V4) == 0 and read(proc, V6) == 0
+    assert not conf.exists() and os.listdir(str(tmp_path / "etc")) == []
+    live_diff, file_diff = result["diff"]
+    assert live_diff["before"] == "%s = 1\n%s = 1\n" % (V4, V6) and live_diff["after"] == "%s = 0\n%s = 0\n" % (V4, V6)
+    assert (file_diff["before"], file_diff["after"]) == (created, "")
+    assert file_diff["after_header"].endswith("(absent)")
+    assert warnings == []
+    again, dummy = run(tmp_path, proc, family="both", state="absent")
+    assert again["changed"] is False and again["live_source"] == {V4: "kernel default", V6: "kernel default"}
+
+
+def test_absent_for_one_family_keeps_the_others_line_then_the_file_goes_with_the_last(tmp_path):
+    proc = fake_proc(tmp_path / "proc")
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    run(tmp_path, proc, family="both")
+    result, dummy = run(tmp_path, proc, family="ipv4", state="absent")
+    assert result["changed"] is True and result["live"] == {V4: 0} and read(proc, V6) == 1
+    assert conf.read_text() == _sysctl.HEADER + "net.ipv6.conf.all.forwarding = 1\n"
+    result, dummy = run(tmp_path, proc, family="ipv6", state="absent")
+    assert result["changed"] is True and not conf.exists()
+
+
+def test_absent_keeps_every_other_line_and_the_file(tmp_path):
+    proc = fake_proc(tmp_path / "proc", ipv4=1)
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    conf.write_text("# site\nkernel.panic = 10\nnet.ipv4.ip_forward = 1\n\nvm.swappiness=5\n")
+    conf.chmod(0o640)
+    ino = conf.stat().st_ino
+    result, dummy = run(tmp_path, proc, state="absent")
+    assert result["changed"] is True and result["live"] == {V4: 0}
+    assert conf.read_text() == "# site\nkernel.panic = 10\n\nvm.swappiness=5\n"
+    assert conf.stat().st_mode & 0o777 == 0o640 and conf.stat().st_ino != ino  # replaced by a rename
+    assert sorted(os.listdir(str(tmp_path / "etc"))) == ["90-fwd.conf"]
+    assert run(tmp_path, proc, state="absent")[0]["changed"] is False
+
+
+def test_absent_through_a_symlink_keeps_the_link_and_rewrites_the_file_it_names(tmp_path):
+    proc = fake_proc(tmp_path / "proc", ipv4=1)
+    (tmp_path / "etc").mkdir()
+    target = tmp_path / "fwd-target.conf"
+    target.write_text(_sysctl.HEADER + "net.ipv4.ip_forward = 1\n")
+    link = tmp_path / "etc" / "90-fwd.conf"
+    link.symlink_to(target)
+    result, dummy = run(tmp_path, proc, state="absent")
+    assert result["changed"] is True and result["live_source"] == {V4: "kernel default"}
+    assert link.is_symlink() and target.read_text() == _sysctl.HEADER
+    assert run(tmp_path, proc, state="absent")[0]["changed"] is False
+
+
+def test_absent_with_only_the_header_left_over_removes_it(tmp_path):
+    proc = fake_proc(tmp_path / "proc")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "90-fwd.conf").write_text(_sysctl.HEADER + "\n")
+    result, dummy = run(tmp_path, proc, state="absent")
+    assert result["changed"] is True and os.listdir(str(tmp_path / "etc")) == []
+
+
+def test_absent_takes_the_live_value_from_the_files_the_boot_still_applies(tmp_path):
+    proc = fake_proc(tmp_path / "proc", ipv4=1, ipv6=1)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "10-site.conf").write_text("net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 0\n")
+    (etc / "90-fwd.conf").write_text(_sysctl.HEADER + "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n")
+    result, dummy = run(tmp_path, proc, family="both", state="absent")
+    assert result["live_source"] == {V4: str(etc / "10-site.conf"), V6: str(etc / "10-site.conf")}
+    assert result["live"] == {V4: 1, V6: 0} and read(proc, V4) == 1 and read(proc, V6) == 0
+    assert not (etc / "90-fwd.conf").exists()
+    # a later file wins, the alias net.ipv4.conf.all.forwarding counts, and /etc/sysctl.conf comes last
+    (etc / "95-later.conf").write_text("net/ipv4/conf/all/forwarding = 0\n")
+    (tmp_path / "sysctl.conf").write_text("net.ipv6.conf.all.forwarding = 1\n")
+    result, dummy = run(tmp_path, proc, family="both", state="absent")
+    assert result["changed"] is True and result["live"] == {V4: 0, V6: 1}
+    assert result["live_source"] == {V4: str(etc / "95-later.conf"), V6: str(tmp_path / "sysctl.conf")}
+
+
+def test_absent_in_check_mode_changes_nothing_and_predicts(tmp_path):
+    proc = fake_proc(tmp_path / "proc")
+    run(tmp_path, proc)
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    text = conf.read_text()
+    result, dummy = run(tmp_path, proc, state="absent", check_mode=True, diff=True)
+    assert result["changed"] is True and result["live"] == {V4: 0} and result["file"] == {V4: None}
+    assert result["diff"][1]["after"] == ""
+    assert read(proc, V4) == 1 and conf.read_text() == text
+
+
+def test_absent_without_persist_ignores_the_file_and_leaves_it(tmp_path):
+    proc = fake_proc(tmp_path / "proc", ipv4=1)
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    conf.write_text("net.ipv4.ip_forward = 1\n")
+    result, dummy = run(tmp_path, proc, state="absent", persist=False, diff=True)
+    assert result["changed"] is True and result["live"] == {V4: 0} and result["file"] is None
+    assert result["live_source"] == {V4: "kernel default"} and len(result["diff"]) == 1
+    assert conf.read_text() == "net.ipv4.ip_forward = 1\n"
+
+
+def test_absent_with_a_dangling_link_or_no_file_changes_no_file(tmp_path):
+    proc = fake_proc(tmp_path / "proc")
+    (tmp_path / "etc").mkdir()
+    assert run(tmp_path, proc, state="absent")[0]["changed"] is False
+    (tmp_path / "etc" / "90-fwd.conf").symlink_to(tmp_path / "nowhere.conf")
+    assert run(tmp_path, proc, state="absent")[0]["changed"] is False
+    assert (tmp_path / "etc" / "90-fwd.conf").is_symlink()
+
+
+def test_absent_failed_removal_puts_the_live_value_back(tmp_path, monkeypatch):
+    proc = fake_proc(tmp_path / "proc")
+    run(tmp_path, proc)
+    conf = tmp_path / "etc" / "90-fwd.conf"
+    text = conf.read_text()
+
+    def failing_remove(path):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(_sysctl, "remove_file", failing_remove)
+    result, dummy = run(tmp_path, proc, state="absent")
+    assert result["failed"] is True
+    assert "cannot remove sysctl_file" in result["msg"] and "put back (net.ipv4.ip_forward = 1)" in result["msg"]
+    assert read(proc, V4) == 1 and conf.read_text() == text
+
+
 # --- boot order -------------------------------------------------------------------------------------------
 
 
