@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks the Molecule scenarios run against the lab's namespaces (router_a, router_b, host_a, host_b).
@@ -102,7 +102,7 @@ class Capture(object):
     def __exit__(self, *exc):
         time.sleep(0.5)
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
+        out = self.proc.communicate(timeout=10)[0]
         self.lines = [line for line in out.splitlines() if line.strip()]
         return False
 

@@ -14,7 +14,7 @@ description:
     its creator (C(ip netns exec) only bind-mounts C(/etc/netns/NAME/) entries over C(/etc)).
   - Made for labs and tests in which each namespace plays one host; it needs root on the controller.
 author:
-  - overlay.gre contributors
+  - overlay.gre contributors (!UNKNOWN)
 version_added: 0.1.0
 options:
   netns:
@@ -51,7 +51,7 @@ options:
 extends_documentation_fragment:
   - connection_pipelining
 notes:
-  - The remote user is ignored: commands run as the user that runs Ansible, which must be root to enter a namespace.
+  - 'The remote user is ignored: commands run as the user that runs Ansible, which must be root to enter a namespace.'
 """
 
 EXAMPLES = r"""
