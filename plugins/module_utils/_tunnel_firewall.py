@@ -1,0 +1,127 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note: this module_utils is private to the overlay.gre collection; its API may change at any time.
+
+"""The iptables rules a GRE router needs around one tunnel, as chains this collection owns.
+
+For a tunnel T:
+  filter OGRE-IN-T   (jumped to from the top of INPUT):   GRE from the peer's underlay address accepted
+  filter OGRE-GRE-DROP (jumped to from the end of INPUT): any other GRE dropped (shared by all tunnels)
+  filter OGRE-FWD-T  (jumped to from the top of FORWARD): local LANs <-> peer LANs through T accepted
+  mangle OGRE-MSS-T  (jumped to from the top of mangle FORWARD): TCP MSS clamped on SYNs crossing T
+The accept chains sit ahead of every rule this collection did not make, so they work under policies of DROP
+or a reject-all rule; the GRE drop sits at the end of INPUT, after every accept of every tunnel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.overlay.gre.plugins.module_utils._iptables import COLLECTION_TAG, ChainSpec
+
+GRE_DROP_CHAIN = "OGRE-GRE-DROP"
+IN_PREFIX, FWD_PREFIX, MSS_PREFIX = "OGRE-IN-", "OGRE-FWD-", "OGRE-MSS-"
+SYN = ("-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST", "SYN")
+
+
+class FirewallInputError(ValueError):
+    pass
+
+
+def validate(params):
+    """Check every option before anything is read or changed; returns normalised values."""
+    tunnel = params["tunnel"]
+    if not tunnel or len(tunnel) > 15 or any(c in tunnel for c in "/: \t\n") or tunnel in (".", ".."):
+        raise FirewallInputError("tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)" % (tunnel,))
+    out = {"tunnel": tunnel, "state": params["state"]}
+
+    def networks(option):
+        nets = []
+        for value in params.get(option) or []:
+            try:
+                net = ipaddress.ip_network(str(value), strict=True)
+            except ValueError as exc:
+                raise FirewallInputError("%s: %r is not a network in CIDR form (%s)" % (option, value, exc))
+            if net.version != 4:
+                raise FirewallInputError("%s: %r is IPv6; this module manages IPv4 (iptables) rules" % (option, value))
+            nets.append(str(net))
+        return nets
+
+    out["local_networks"] = networks("local_networks")
+    out["peer_networks"] = networks("peer_networks")
+    peer = params.get("peer_underlay")
+    if peer:
+        try:
+            address = ipaddress.ip_address(str(peer))
+        except ValueError:
+            raise FirewallInputError("peer_underlay: %r is not an IP address" % (peer,))
+        if address.version != 4:
+            raise FirewallInputError("peer_underlay: %r is IPv6; this module manages IPv4 (iptables) rules" % (peer,))
+        out["peer_underlay"] = str(address)
+    else:
+        out["peer_underlay"] = None
+    clamp = params.get("mss_clamp")
+    if clamp is None or clamp is False or str(clamp).lower() in ("false", "off", "no", "none", ""):
+        out["mss_clamp"] = None
+    elif str(clamp).lower() == "pmtu":
+        out["mss_clamp"] = "pmtu"
+    else:
+        try:
+            mss = int(str(clamp), 10)
+        except ValueError:
+            raise FirewallInputError("mss_clamp: %r is neither 'pmtu', a number nor false" % (clamp,))
+        if not 536 <= mss <= 65495:
+            raise FirewallInputError("mss_clamp: %r is out of range (536 to 65495)" % (clamp,))
+        out["mss_clamp"] = mss
+    return out
+
+
+def _comment(tunnel):
+    return ("-m", "comment", "--comment", "%s %s" % (COLLECTION_TAG, tunnel))
+
+
+def wanted_rules(opts):
+    """{(table, chain): [rule tokens]} for a present tunnel."""
+    tunnel = opts["tunnel"]
+    tag = _comment(tunnel)
+    rules = {}
+    rules[("filter", IN_PREFIX + tunnel)] = (
+        [("-s", opts["peer_underlay"] + "/32", "-p", "gre") + tag + ("-j", "ACCEPT")] if opts["peer_underlay"] else [])
+    forward = []
+    for local in opts["local_networks"]:
+        for peer in opts["peer_networks"]:
+            forward.append(("-s", local, "-d", peer, "-o", tunnel) + tag + ("-j", "ACCEPT"))
+            forward.append(("-s", peer, "-d", local, "-i", tunnel) + tag + ("-j", "ACCEPT"))
+    rules[("filter", FWD_PREFIX + tunnel)] = forward
+    clamp = opts["mss_clamp"]
+    if clamp == "pmtu":
+        mss = [("-o", tunnel) + SYN + tag + ("-j", "TCPMSS", "--clamp-mss-to-pmtu")]
+    elif clamp is not None:
+        mss = [(direction, tunnel) + SYN + tag + ("-j", "TCPMSS", "--set-mss", str(clamp)) for direction in ("-o", "-i")]
+    else:
+        mss = []
+    rules[("mangle", MSS_PREFIX + tunnel)] = mss
+    return rules
+
+
+def chain_specs(opts, tables):
+    """The ChainSpecs that bring the kernel to OPTS, given the current TABLES (from parse_save)."""
+    tunnel = opts["tunnel"]
+    present = opts["state"] == "present"
+    rules = wanted_rules(opts) if present else {}
+    parents = {IN_PREFIX: ("filter", "INPUT"), FWD_PREFIX: ("filter", "FORWARD"), MSS_PREFIX: ("mangle", "FORWARD")}
+    specs = []
+    for prefix, (table, parent) in parents.items():
+        chain = prefix + tunnel
+        specs.append(ChainSpec(table, chain, parent, position="first", wanted=rules.get((table, chain), []), purge=True,
+                               jump_comment="%s %s" % (COLLECTION_TAG, tunnel)))
+    # The shared GRE drop stays while any tunnel accepts GRE from its peer.
+    filter_chains = (tables.get("filter").chains if tables.get("filter") else {})
+    others_accept = any(name.startswith(IN_PREFIX) and name != IN_PREFIX + tunnel for name in filter_chains)
+    mine_accepts = present and bool(opts["peer_underlay"])
+    drop = [("-p", "gre", "-m", "comment", "--comment", "%s: GRE from any other address" % COLLECTION_TAG, "-j", "DROP")]
+    specs.append(ChainSpec("filter", GRE_DROP_CHAIN, "INPUT", position="last", wanted=drop if (others_accept or mine_accepts) else [],
+                           purge=True, jump_comment=COLLECTION_TAG))
+    return specs

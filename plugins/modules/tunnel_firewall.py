@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: tunnel_firewall
+short_description: The iptables rules a GRE router needs around one tunnel
+version_added: 0.1.0
+description:
+  - Accepts GRE on INPUT from the tunnel's peer only, accepts forwarding between this site's networks and the peer's
+    through the tunnel, and clamps the TCP MSS of connections crossing the tunnel.
+  - The rules live in chains this collection owns, one set per tunnel (C(OGRE-IN-TUNNEL), C(OGRE-FWD-TUNNEL) and, in
+    the mangle table, C(OGRE-MSS-TUNNEL)), jumped to from the top of C(INPUT) and C(FORWARD), ahead of every rule
+    the collection did not make. So they work under policies of DROP or a reject-all rule, and rules of other tools
+    are never removed or reordered.
+  - GRE from any address other than a tunnel's peer is dropped by the shared chain C(OGRE-GRE-DROP), jumped to from
+    the end of C(INPUT), after the accepts of every tunnel.
+  - Reads the rule set once (C(iptables-save)), compares, and applies every difference in one
+    C(iptables-restore --noflush), atomic for each table.
+  - IPv4 (C(iptables)) only.
+author:
+  - overlay.gre contributors (@overlay-gre)
+options:
+  tunnel:
+    description: The tunnel interface the rules are for.
+    type: str
+    required: true
+  state:
+    description: V(absent) removes every rule and chain of O(tunnel).
+    type: str
+    choices: [present, absent]
+    default: present
+  peer_underlay:
+    description:
+      - The peer's underlay address; GRE from it is accepted on INPUT, and GRE from any other address dropped.
+      - Without it, no GRE input rules are made for this tunnel.
+    type: str
+  local_networks:
+    description: This site's networks (CIDR). Forwarding from them to O(peer_networks) through the tunnel is accepted.
+    type: list
+    elements: str
+    default: []
+  peer_networks:
+    description: The peer site's networks (CIDR). Forwarding from them through the tunnel to O(local_networks) is accepted.
+    type: list
+    elements: str
+    default: []
+  mss_clamp:
+    description:
+      - V(pmtu) clamps the MSS of TCP SYNs leaving through the tunnel to the path MTU (C(TCPMSS --clamp-mss-to-pmtu)).
+      - A number (536 to 65495) sets that MSS on SYNs crossing the tunnel in both directions (C(TCPMSS --set-mss)).
+      - V(false) clamps nothing.
+    type: raw
+    default: pmtu
+  backend:
+    description:
+      - The iptables backend. V(auto) uses the system's C(iptables); V(nft) and V(legacy) pick one.
+    type: str
+    choices: [auto, nft, legacy]
+    default: auto
+  wait:
+    description: Seconds to wait for the xtables lock.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second run indicates no change.
+    support: full
+requirements:
+  - iptables (C(iptables-save) and C(iptables-restore)) on the target
+notes:
+  - Other rules of the collection (M(overlay.gre.nat_masquerade)) live in chains of their own and are not touched.
+seealso:
+  - module: overlay.gre.nat_masquerade
+  - module: overlay.gre.gre_tunnel
+"""
+
+EXAMPLES = r"""
+- name: Firewall around the how-to's tunnel on router A
+  overlay.gre.tunnel_firewall:
+    tunnel: gre-router_b
+    peer_underlay: 172.19.1.2
+    local_networks: [10.10.1.0/24]
+    peer_networks: [20.10.1.0/24]
+    mss_clamp: pmtu
+
+- name: The how-to's fixed MSS of 1436
+  overlay.gre.tunnel_firewall:
+    tunnel: gre-router_b
+    peer_underlay: 172.19.1.2
+    mss_clamp: 1436
+
+- name: Remove the tunnel's rules
+  overlay.gre.tunnel_firewall:
+    tunnel: gre-router_b
+    state: absent
+"""
+
+RETURN = r"""
+added:
+  description: The rules added (or that would be added in check mode), as C(-t TABLE -A CHAIN ...) lines.
+  returned: always
+  type: list
+  elements: str
+  sample: ["-t filter -A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre -m comment --comment \"overlay.gre gre-router_b\" -j ACCEPT"]
+removed:
+  description: The rules removed (or that would be removed in check mode), in the same form.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+backend:
+  description: The iptables backend used.
+  returned: always
+  type: str
+  sample: nft
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.overlay.gre.plugins.module_utils._iptables import Iptables, IptablesError, plan
+from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, chain_specs, validate
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            tunnel=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            peer_underlay=dict(type="str"),
+            local_networks=dict(type="list", elements="str", default=[]),
+            peer_networks=dict(type="list", elements="str", default=[]),
+            mss_clamp=dict(type="raw", default="pmtu"),
+            backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
+            wait=dict(type="int", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        opts = validate(module.params)
+        iptables = Iptables(module, backend=module.params["backend"], wait=module.params["wait"])
+        tables = iptables.save()
+        result = plan(tables, chain_specs(opts, tables))
+        if result.changed and not module.check_mode:
+            iptables.restore(result.restore_payload())
+    except (FirewallInputError, IptablesError) as exc:
+        module.fail_json(msg=str(exc))
+    output = dict(changed=result.changed, added=result.added, removed=result.removed, backend=iptables.backend)
+    if module._diff:
+        output["diff"] = result.diff()
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()

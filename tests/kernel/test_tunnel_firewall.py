@@ -1,0 +1,150 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""overlay.gre.tunnel_firewall against the kernel's own iptables, in namespaces the tests make."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from support.lab import ping, run_module, run_module_direct, sh
+
+pytestmark = pytest.mark.lab
+
+
+def _nft_works():
+    """nf_tables is there on the host kernel; the lab's UML kernel has none (its iptables is legacy)."""
+    probe = subprocess.run(["unshare", "--net", "iptables-nft", "-t", "filter", "-S"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+BACKENDS = ["legacy", "nft"] if _nft_works() else ["legacy"]
+
+
+def save(netns, backend):
+    out = sh(netns, "iptables-%s-save" % backend).stdout
+    return [line for line in out.splitlines() if line.startswith(("-A", ":", "*"))]
+
+
+def rules(netns, backend, table, chain):
+    out = sh(netns, "iptables-%s -t %s -S %s" % (backend, table, chain)).stdout
+    return out.splitlines()[1:]  # the first line declares the chain (-P or -N)
+
+
+HOWTO = {"tunnel": "gre-router_b", "peer_underlay": "172.19.1.2", "local_networks": ["10.10.1.0/24"],
+         "peer_networks": ["20.10.1.0/24"]}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def test_creates_rules_ahead_of_foreign_rules_then_no_change(netns, backend):
+    ipt = "iptables-%s" % backend
+    sh(netns, "%s -A INPUT -j REJECT && %s -P FORWARD DROP && %s -A FORWARD -j REJECT && "
+              "%s -t mangle -A FORWARD -j ACCEPT" % (ipt, ipt, ipt, ipt))
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))
+    assert result["changed"] is True, result
+    assert result["backend"] == backend
+    inp = rules(netns, backend, "filter", "INPUT")
+    assert inp[0] == '-A INPUT -m comment --comment "overlay.gre gre-router_b" -j OGRE-IN-gre-router_b'
+    assert inp[1] == "-A INPUT -j REJECT --reject-with icmp-port-unreachable"
+    assert inp[-1].replace('"', "") == "-A INPUT -m comment --comment overlay.gre -j OGRE-GRE-DROP"
+    assert rules(netns, backend, "filter", "OGRE-IN-gre-router_b") == [
+        '-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre -m comment --comment "overlay.gre gre-router_b" -j ACCEPT']
+    assert rules(netns, backend, "filter", "OGRE-GRE-DROP") == [
+        '-A OGRE-GRE-DROP -p gre -m comment --comment "overlay.gre: GRE from any other address" -j DROP']
+    assert rules(netns, backend, "filter", "OGRE-FWD-gre-router_b") == [
+        '-A OGRE-FWD-gre-router_b -s 10.10.1.0/24 -d 20.10.1.0/24 -o gre-router_b -m comment --comment "overlay.gre gre-router_b" -j ACCEPT',
+        '-A OGRE-FWD-gre-router_b -s 20.10.1.0/24 -d 10.10.1.0/24 -i gre-router_b -m comment --comment "overlay.gre gre-router_b" -j ACCEPT']
+    assert rules(netns, backend, "mangle", "OGRE-MSS-gre-router_b") == [
+        '-A OGRE-MSS-gre-router_b -o gre-router_b -p tcp -m tcp --tcp-flags SYN,RST SYN -m comment --comment "overlay.gre gre-router_b" '
+        '-j TCPMSS --clamp-mss-to-pmtu']
+    assert rules(netns, backend, "filter", "FORWARD")[1] == "-A FORWARD -j REJECT --reject-with icmp-port-unreachable"
+    before = save(netns, backend)
+    again = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))
+    assert again["changed"] is False and again["added"] == [] and again["removed"] == []
+    assert save(netns, backend) == before
+
+
+def test_check_mode_changes_nothing_and_diff_shows_the_rules(netns, backend):
+    before = save(netns, backend)
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend), check=True, diff=True)
+    assert result["changed"] is True
+    assert save(netns, backend) == before
+    assert result["diff"]["before"] == ""
+    assert "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre" in result["diff"]["after"]
+    assert any("TCPMSS --clamp-mss-to-pmtu" in line for line in result["added"])
+
+
+def test_fixed_mss_both_ways_then_back_to_pmtu(netns, backend):
+    run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, mss_clamp=1436))
+    assert result["changed"] is True
+    mss = rules(netns, backend, "mangle", "OGRE-MSS-gre-router_b")
+    assert [line.split(" -m comment")[0] for line in mss] == [
+        "-A OGRE-MSS-gre-router_b -o gre-router_b -p tcp -m tcp --tcp-flags SYN,RST SYN",
+        "-A OGRE-MSS-gre-router_b -i gre-router_b -p tcp -m tcp --tcp-flags SYN,RST SYN"]
+    assert all(line.endswith("-j TCPMSS --set-mss 1436") for line in mss)
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, mss_clamp=False))
+    assert result["changed"] is True
+    assert "OGRE-MSS-gre-router_b" not in sh(netns, "iptables-%s-save -t mangle" % backend).stdout
+
+
+def test_absent_removes_only_its_own_and_keeps_the_drop_for_other_tunnels(netns, backend):
+    ipt = "iptables-%s" % backend
+    sh(netns, "%s -A INPUT -s 192.0.2.1 -j ACCEPT && %s -A FORWARD -s 192.0.2.2 -j ACCEPT" % (ipt, ipt))
+    foreign = [line for line in save(netns, backend) if "192.0.2." in line]
+    run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))
+    run_module_direct(netns, "tunnel_firewall", dict(tunnel="gre-other", peer_underlay="172.19.1.9", backend=backend))
+    result = run_module_direct(netns, "tunnel_firewall", dict(tunnel="gre-router_b", state="absent", backend=backend))
+    assert result["changed"] is True
+    text = sh(netns, "%s-save" % ipt).stdout
+    assert "gre-router_b" not in text
+    assert "OGRE-IN-gre-other" in text and "OGRE-GRE-DROP" in text
+    assert [line for line in save(netns, backend) if "192.0.2." in line] == foreign
+    run_module_direct(netns, "tunnel_firewall", dict(tunnel="gre-other", state="absent", backend=backend))
+    text = sh(netns, "%s-save" % ipt).stdout
+    assert "OGRE" not in text and "overlay.gre" not in text
+    assert [line for line in save(netns, backend) if "192.0.2." in line] == foreign
+    again = run_module_direct(netns, "tunnel_firewall", dict(tunnel="gre-other", state="absent", backend=backend))
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("tunnel", "a/b", "tunnel: 'a/b' is not a valid interface name"),
+    ("tunnel", "sixteen-chars-xx", "tunnel: 'sixteen-chars-xx' is not a valid interface name"),
+    ("local_networks", ["10.10.1.1/24"], "local_networks: '10.10.1.1/24' is not a network in CIDR form"),
+    ("peer_networks", ["300.1.1.0/24"], "peer_networks: '300.1.1.0/24' is not a network in CIDR form"),
+    ("peer_underlay", "172.19.1", "peer_underlay: '172.19.1' is not an IP address"),
+    ("mss_clamp", 100, "mss_clamp: 100 is out of range (536 to 65495)"),
+    ("mss_clamp", "big", "mss_clamp: 'big' is neither 'pmtu', a number nor false"),
+])
+def test_bad_input_is_refused_before_any_change(netns, option, value, message):
+    before = save(netns, "legacy")
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend="legacy", **{option: value}))
+    assert result.get("failed") is True
+    assert result["msg"].startswith(message), result["msg"]
+    assert save(netns, "legacy") == before
+
+
+def test_forwarding_flows_through_the_tunnel_interface_under_policy_drop(netns_factory, backend):
+    """Real packets: a router whose interface toward the other site is named like a tunnel, FORWARD policy DROP."""
+    left, router, right = netns_factory("l"), netns_factory("r"), netns_factory("x")
+    sh(router, "ip link add eth1 type veth peer name eth0 netns %s && ip link add gre-x type veth peer name eth0 netns %s"
+       % (left, right))
+    sh(router, "ip addr add 10.10.1.1/24 dev eth1 && ip addr add 20.10.1.1/24 dev gre-x && ip link set eth1 up && "
+               "ip link set gre-x up && sysctl -qw net.ipv4.ip_forward=1")
+    sh(left, "ip addr add 10.10.1.10/24 dev eth0 && ip link set eth0 up && ip route add default via 10.10.1.1")
+    sh(right, "ip addr add 20.10.1.10/24 dev eth0 && ip link set eth0 up && ip route add default via 20.10.1.1")
+    sh(router, "iptables-%s -P FORWARD DROP" % backend)
+    assert not ping(left, "20.10.1.10", wait=1)
+    result = run_module(router, "overlay.gre.tunnel_firewall",
+                        dict(tunnel="gre-x", local_networks=["10.10.1.0/24"], peer_networks=["20.10.1.0/24"], backend=backend))
+    assert result["changed"] is True, result
+    assert ping(left, "20.10.1.10") and ping(right, "10.10.1.10")
+    again = run_module(router, "overlay.gre.tunnel_firewall",
+                       dict(tunnel="gre-x", local_networks=["10.10.1.0/24"], peer_networks=["20.10.1.0/24"], backend=backend))
+    assert again["changed"] is False
