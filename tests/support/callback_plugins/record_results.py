@@ -29,11 +29,14 @@ class CallbackModule(DefaultCallback):
         path = os.environ.get("OVERLAY_GRE_RESULTS_FILE")
         if not path:
             return
+        recorded = dict(result._result)
+        if status == "failed":
+            recorded.setdefault("failed", True)  # ansible-core 2.19 keeps it out of the recorded result
         entry = {
             "host": result._host.get_name(),
             "task": result._task.get_name(),
             "status": status,
-            "result": result._result,
+            "result": recorded,
         }
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, default=str) + "\n")
