@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bench of overlay.gre.gre_tunnel against its peers, all in one run, in a kernel that can make GRE links.
@@ -122,7 +122,7 @@ def module(netns, args):
         chunks.append(chunk)
     os.close(read_fd)
     os.waitpid(pid, 0)
-    timings_line, _, output = b"".join(chunks).decode().partition("\n")
+    timings_line, _sep, output = b"".join(chunks).decode().partition("\n")
     timings = json.loads(timings_line)
     result = json.loads(output)
     if result.get("failed"):
@@ -159,14 +159,14 @@ def main(argv=None):
     lines = peer_batch_lines(spokes)
     report = {"tunnels": args.tunnels, "loop": args.loop, "runs": []}
 
-    for _ in range(args.repeat):
+    for _round in range(args.repeat):
         peer_ns = lab.netns_add(lab.new_netns_name("bp"))
         ours_ns = lab.netns_add(lab.new_netns_name("bo"))
         try:
-            peer_create, _ = timed(ip_batch, peer_ns, lines)
+            peer_create = timed(ip_batch, peer_ns, lines)[0]
             main_create, ours_create, result = module(ours_ns, {"tunnels": spokes})
             assert result["changed"] and tunnel_count(ours_ns) == args.tunnels == tunnel_count(peer_ns)
-            peer_show, _ = timed(ip_show, ours_ns)
+            peer_show = timed(ip_show, ours_ns)[0]
             main_rerun, ours_rerun, result = module(ours_ns, {"tunnels": spokes})
             assert not result["changed"], result["commands"][:5]
             report["runs"].append({"peer_create": peer_create, "ours_create": ours_create, "main_create": main_create,

@@ -9,7 +9,7 @@ name: gre_router_plan
 short_description: Derive one router's side of a GRE pair from both routers' variables, and check the pair
 version_added: 0.1.0
 author:
-  - overlay.gre contributors
+  - overlay.gre contributors (!UNKNOWN)
 description:
   - Used by the role M(overlay.gre.gre_router) on the controller, before anything is changed on a host.
   - Reads this router's C(gre_router_*) variables and its peer's (from O(hostvars)), checks that they form a pair,

@@ -23,7 +23,7 @@ description:
   - All input is checked before any change. When a change fails, a tunnel this task created is removed again, a tunnel
     re-created for a mode change is restored, and the message says what state the tunnel is in.
 author:
-  - overlay.gre contributors
+  - overlay.gre contributors (!UNKNOWN)
 requirements:
   - iproute2 (the C(ip) command) with JSON output (C(ip -j)), version 4.13 or later, on the target.
 notes:

@@ -27,7 +27,7 @@ description:
     it (a later name in C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d), or
     C(/etc/sysctl.conf) for C(sysctl --system)) sets the same key to another value.
 author:
-  - overlay.gre contributors (@overlay-gre)
+  - overlay.gre contributors (!UNKNOWN)
 options:
   family:
     description:

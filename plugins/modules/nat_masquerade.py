@@ -24,7 +24,7 @@ description:
   - IPv4 only (C(iptables)); C(ip6tables) is not managed.
   - The module does not enable IP forwarding (C(net.ipv4.ip_forward)); use M(ansible.posix.sysctl) for that.
 author:
-  - overlay.gre contributors (@overlay-gre)
+  - overlay.gre contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full

@@ -22,7 +22,7 @@ description:
     C(iptables-restore --noflush), atomic for each table.
   - IPv4 (C(iptables)) only.
 author:
-  - overlay.gre contributors (@overlay-gre)
+  - overlay.gre contributors (!UNKNOWN)
 options:
   tunnel:
     description: The tunnel interface the rules are for.
@@ -55,6 +55,16 @@ options:
       - V(false) clamps nothing.
     type: raw
     default: pmtu
+  reflect_keepalives:
+    description:
+      - Accept in C(FORWARD) the GRE packets that come out of the tunnel addressed to the peer's underlay address
+        (O(peer_underlay); any address when it is not given). Those are the peer's GRE keepalives (Cisco IOS
+        C(keepalive), MikroTik C(keepalive=), the C(overlay.gre.gre_router) role's sender) on their way back to it,
+        so the peer sees this end alive even when C(FORWARD)'s policy is C(DROP).
+      - The kernel must also accept them (C(accept_local) on, C(rp_filter) not strict on the tunnel); the role
+        C(overlay.gre.gre_router) sets that.
+    type: bool
+    default: false
   backend:
     description:
       - The iptables backend. V(auto) uses the system's C(iptables); V(nft) and V(legacy) pick one.
@@ -140,6 +150,7 @@ def main():
             local_networks=dict(type="list", elements="str", default=[]),
             peer_networks=dict(type="list", elements="str", default=[]),
             mss_clamp=dict(type="raw", default="pmtu"),
+            reflect_keepalives=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
         ),

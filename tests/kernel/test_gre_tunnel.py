@@ -109,10 +109,12 @@ def test_bad_input_through_ansible_changes_nothing(netns):
 def test_tunnel_carries_ping_between_two_sites(howto_topology):
     topo = howto_topology
     router_a, router_b = topo.ns("router_a"), topo.ns("router_b")
-    a = ok(run_module_direct(router_a, SHORT, {"name": "my_tunnel", "local": "172.19.1.1", "remote": "172.19.1.2", "key": 42, "ttl": 64,
-                                              "addresses": [{"address": "192.168.8.1", "peer": "192.168.8.11"}], "routes": ["20.10.1.0/24"]}))
-    b = ok(run_module_direct(router_b, SHORT, {"name": "my_tunnel", "local": "172.19.1.2", "remote": "172.19.1.1", "key": 42, "ttl": 64,
-                                              "addresses": [{"address": "192.168.8.11", "peer": "192.168.8.1"}], "routes": ["10.10.1.0/24"]}))
+    a = ok(run_module_direct(router_a, SHORT, {
+        "name": "my_tunnel", "local": "172.19.1.1", "remote": "172.19.1.2", "key": 42, "ttl": 64,
+        "addresses": [{"address": "192.168.8.1", "peer": "192.168.8.11"}], "routes": ["20.10.1.0/24"]}))
+    b = ok(run_module_direct(router_b, SHORT, {
+        "name": "my_tunnel", "local": "172.19.1.2", "remote": "172.19.1.1", "key": 42, "ttl": 64,
+        "addresses": [{"address": "192.168.8.11", "peer": "192.168.8.1"}], "routes": ["10.10.1.0/24"]}))
     assert a["changed"] and b["changed"]
     assert ping(router_a, "192.168.8.11", count=2)
     for ns in (router_a, router_b):
