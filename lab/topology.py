@@ -14,7 +14,7 @@ FILE defaults to lab/topologies/howto.yml. The format:
         interfaces:             # interface name: address (CIDR), a list of them, or null for none
           bond0: 172.19.1.1/24
         gateway: 10.10.1.1      # optional default route
-        routes:                 # optional further routes: {to: CIDR, via: ADDRESS}
+        routes:                 # optional further routes: {to: CIDR, via: ADDRESS, metric: N (optional)}
           - {to: 30.0.0.0/24, via: 172.19.1.254}
         forwarding: false       # optional: net.ipv4.ip_forward inside the namespace
     links:                      # veth pairs, "host:interface" at each end
@@ -153,7 +153,8 @@ class Topology:
                 subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
                                 "net.ipv4.ip_forward=%d" % int(bool(spec["forwarding"]))], check=True)
             for route in spec.get("routes") or []:
-                _ip("route", "add", route["to"], "via", route["via"], netns=ns)
+                metric = ["metric", str(route["metric"])] if route.get("metric") is not None else []
+                _ip("route", "add", route["to"], "via", route["via"], *metric, netns=ns)
             if spec.get("gateway"):
                 _ip("route", "add", "default", "via", spec["gateway"], netns=ns)
         self._wait_for_carrier()

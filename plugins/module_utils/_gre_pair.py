@@ -29,7 +29,10 @@ DEFAULTS = {
     "tunnel_peer_address": None,
     "tunnel_name": None,
     "state": "present",
+    "keepalive": None,
 }
+
+KEEPALIVE_DEFAULTS = {"period": 10, "retries": 3}
 
 
 class _Side(object):
@@ -67,6 +70,34 @@ def normalise_key(value):
     if not 0 <= number <= 0xFFFFFFFF:
         raise ValueError("out of range")
     return number
+
+
+def normalise_keepalive(value):
+    """GRE keepalives as {'period': seconds, 'retries': count}, or None for off (None, false, an empty value).
+
+    True gives IOS's defaults (10 seconds, 3 retries); a mapping may give either or both.
+    """
+    if value is None or value is False or value == "" or value == {}:
+        return None
+    if value is True:
+        return dict(KEEPALIVE_DEFAULTS)
+    if not isinstance(value, dict):
+        raise ValueError("not a mapping")
+    unknown = sorted(set(value) - set(KEEPALIVE_DEFAULTS))
+    if unknown:
+        raise ValueError("unknown key %s" % ", ".join(unknown))
+    out = dict(KEEPALIVE_DEFAULTS)
+    for name in KEEPALIVE_DEFAULTS:
+        if value.get(name) is not None:
+            if isinstance(value[name], bool):
+                raise ValueError("%s is not a number" % name)
+            number = float(value[name]) if name == "period" else int(str(value[name]), 10)
+            if name == "period" and number == int(number):
+                number = int(number)
+            out[name] = number
+    if not 0 < out["period"] <= 3600 or not 1 <= out["retries"] <= 255:
+        raise ValueError("out of range")
+    return out
 
 
 class PairPlan(object):
@@ -190,6 +221,14 @@ class PairPlan(object):
         except ValueError:
             pass
         name = me.get("tunnel_name") or default_tunnel_name(peer.name)
+        keepalive = None
+        try:
+            keepalive = normalise_keepalive(me.get("keepalive"))
+        except (ValueError, TypeError) as exc:
+            self._err(me, "keepalive", "has %r (%s): give {period: SECONDS, retries: COUNT} (from 0 to 3600 seconds, "
+                      "1 to 255 retries), true for 10 seconds and 3 retries, or null to send none" % (me.get("keepalive"), exc))
+        if keepalive is not None and my_underlay is not None and my_underlay.version != 4:
+            self._err(me, "keepalive", "is set, but GRE keepalives are sent over IPv4 only, and %s is IPv6" % my_underlay)
         if self.errors:
             return
         if prefixlen is not None:
@@ -213,6 +252,7 @@ class PairPlan(object):
             "tunnel_peer_address": str(theirs),
             "lan_cidrs": [str(n) for n in my_lans],
             "peer_lan_cidrs": [str(n) for n in peer_lans],
+            "keepalive": keepalive,
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
             # the how-to's NAT mode: site traffic into the tunnel, and the peer's tunnel address into the site

@@ -9,7 +9,8 @@
 For a tunnel T:
   filter OGRE-IN-T   (jumped to from the top of INPUT):   GRE from the peer's underlay address accepted
   filter OGRE-GRE-DROP (jumped to from the end of INPUT): any other GRE dropped (shared by all tunnels)
-  filter OGRE-FWD-T  (jumped to from the top of FORWARD): local LANs <-> peer LANs through T accepted
+  filter OGRE-FWD-T  (jumped to from the top of FORWARD): local LANs <-> peer LANs through T accepted, and with
+                     reflect_keepalives the peer's GRE keepalives, decapsulated from T, on their way back to the peer
   mangle OGRE-MSS-T  (jumped to from the top of mangle FORWARD): TCP MSS clamped on SYNs crossing T
 The accept chains sit ahead of every rule this collection did not make, so they work under policies of DROP
 or a reject-all rule; the GRE drop sits at the end of INPUT, after every accept of every tunnel.
@@ -35,7 +36,7 @@ def validate(params):
     tunnel = params["tunnel"]
     if not tunnel or len(tunnel) > 15 or any(c in tunnel for c in "/: \t\n") or tunnel in (".", ".."):
         raise FirewallInputError("tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)" % (tunnel,))
-    out = {"tunnel": tunnel, "state": params["state"]}
+    out = {"tunnel": tunnel, "state": params["state"], "reflect_keepalives": bool(params.get("reflect_keepalives"))}
 
     def networks(option):
         nets = []
@@ -94,6 +95,11 @@ def wanted_rules(opts):
         for peer in opts["peer_networks"]:
             forward.append(("-s", local, "-d", peer, "-o", tunnel) + tag + ("-j", "ACCEPT"))
             forward.append(("-s", peer, "-d", local, "-i", tunnel) + tag + ("-j", "ACCEPT"))
+    if opts.get("reflect_keepalives"):
+        # A GRE keepalive's payload is a GRE packet addressed back to its sender: once T decapsulates it, this router
+        # only forwards it to the peer's underlay address (to any address when the peer is not given).
+        to_peer = ("-d", opts["peer_underlay"] + "/32") if opts["peer_underlay"] else ()
+        forward.append(to_peer + ("-i", tunnel, "-p", "gre") + tag + ("-j", "ACCEPT"))
     rules[("filter", FWD_PREFIX + tunnel)] = forward
     clamp = opts["mss_clamp"]
     if clamp == "pmtu":

@@ -148,3 +148,21 @@ def test_forwarding_flows_through_the_tunnel_interface_under_policy_drop(netns_f
     again = run_module(router, "overlay.gre.tunnel_firewall",
                        dict(tunnel="gre-x", local_networks=["10.10.1.0/24"], peer_networks=["20.10.1.0/24"], backend=backend))
     assert again["changed"] is False
+
+
+def test_reflect_keepalives_accepts_gre_from_the_tunnel_to_the_peer_only_when_asked(netns, backend):
+    chain = "OGRE-FWD-gre-router_b"
+    reflect = ('-A OGRE-FWD-gre-router_b -d 172.19.1.2/32 -i gre-router_b -p gre -m comment --comment "overlay.gre gre-router_b" '
+               '-j ACCEPT')
+    first = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True))
+    assert first["changed"] is True
+    assert rules(netns, backend, "filter", chain)[-1] == reflect
+    again = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True))
+    assert again["changed"] is False
+    without_peer = dict(HOWTO, backend=backend, reflect_keepalives=True)
+    del without_peer["peer_underlay"]
+    run_module_direct(netns, "tunnel_firewall", without_peer)
+    assert rules(netns, backend, "filter", chain)[-1] == reflect.replace("-d 172.19.1.2/32 ", "")
+    off = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))  # the default: no reflection
+    assert off["changed"] is True and len(off["removed"]) == 1
+    assert not any("-p gre" in rule for rule in rules(netns, backend, "filter", chain))
