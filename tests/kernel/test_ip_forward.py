@@ -25,7 +25,6 @@ from support.lab import run_module, run_module_direct, sh
 from ansible_collections.overlay.gre.plugins.module_utils import _sysctl
 from ansible_collections.overlay.gre.plugins.modules import ip_forward  # noqa: F401  pylint: disable=unused-import
 
-pytestmark = pytest.mark.lab
 
 V4 = "net.ipv4.ip_forward"
 V6 = "net.ipv6.conf.all.forwarding"

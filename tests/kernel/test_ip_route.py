@@ -14,7 +14,6 @@ import pytest
 from support import lab
 from support.lab import ip_json, ping, run_module, run_module_direct, sh
 
-pytestmark = pytest.mark.lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOWTO_ROUTE = {"dest": "20.10.1.0/24", "via": "10.10.1.1"}

@@ -14,7 +14,6 @@ import pytest
 from support.keepalive import ROOT
 from support.lab import sh
 
-pytestmark = pytest.mark.lab
 
 KEEP = r"""
 import json, sys

@@ -24,27 +24,12 @@ pytestmark = pytest.mark.lab
 TAG = "overlay.gre nat_masquerade"
 
 
-def _backend_runs(backend):
-    """Can this kernel load a NAT rule through this backend? (iptables-nft-save succeeds even where it cannot.)"""
-    name = lab.new_netns_name("probe")
-    try:
-        lab.netns_add(name)
-        proc = subprocess.run(["ip", "netns", "exec", name, "iptables-%s-restore" % backend, "--noflush"],
-                              input="*nat\n-A POSTROUTING -o probe0 -j MASQUERADE\nCOMMIT\n",
-                              capture_output=True, text=True, check=False)
-        return proc.returncode == 0
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    finally:
-        lab.netns_del(name)
-
-
 def _in_uml():
     with open("/proc/cpuinfo", encoding="utf-8") as handle:
         return "UML" in handle.read() or os.uname().machine == "um"
 
 
-RUNNABLE = [backend for backend in ("nft", "legacy") if _backend_runs(backend)]
+RUNNABLE = [backend for backend in ("nft", "legacy") if lab.iptables_backend_runs(backend)]
 UNRUNNABLE = [backend for backend in ("nft", "legacy") if backend not in RUNNABLE]
 
 

@@ -16,7 +16,6 @@ import yaml
 
 from support.lab import ROOT, ip_json, run_playbook, sh
 
-pytestmark = pytest.mark.lab
 
 
 def _state(topo):

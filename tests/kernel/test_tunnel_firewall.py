@@ -4,22 +4,15 @@
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
-from support.lab import ping, run_module, run_module_direct, sh
-
-pytestmark = pytest.mark.lab
+from support.lab import iptables_backend_runs, ping, run_module, run_module_direct, sh
 
 
-def _nft_works():
-    """nf_tables is there on the host kernel; the lab's UML kernel has none (its iptables is legacy)."""
-    probe = subprocess.run(["unshare", "--net", "iptables-nft", "-t", "filter", "-S"], capture_output=True, check=False)
-    return probe.returncode == 0
 
-
-BACKENDS = ["legacy", "nft"] if _nft_works() else ["legacy"]
+# the host kernel runs both backends (asserted in test_nat_masquerade.py's test_backends_under_test)
+BACKENDS = [backend for backend in ("legacy", "nft") if iptables_backend_runs(backend)]
 
 
 def save(netns, backend):

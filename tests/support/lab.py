@@ -243,3 +243,19 @@ def kernel_can_gre():
                               capture_output=True, check=False).returncode == 0
     finally:
         netns_del(name)
+
+
+def iptables_backend_runs(backend):
+    """Can this kernel load a rule through this iptables backend? (iptables-nft-save succeeds even where it cannot:
+    the lab's UML kernel has no nf_tables.)"""
+    name = new_netns_name("probe")
+    try:
+        netns_add(name)
+        proc = subprocess.run(["ip", "netns", "exec", name, "iptables-%s-restore" % backend, "--noflush"],
+                              input="*nat\n-A POSTROUTING -o probe0 -j MASQUERADE\nCOMMIT\n",
+                              capture_output=True, text=True, check=False)
+        return proc.returncode == 0
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    finally:
+        netns_del(name)
