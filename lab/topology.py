@@ -17,6 +17,8 @@ FILE defaults to lab/topologies/howto.yml. The format:
         routes:                 # optional further routes: {to: CIDR, via: ADDRESS, metric: N (optional)}
           - {to: 30.0.0.0/24, via: 172.19.1.254}
         forwarding: false       # optional: net.ipv4.ip_forward inside the namespace
+        etc: [sysctl.d, systemd/system]  # optional: folders of /etc this host gets its own (empty) copy of, through
+                                # /etc/netns/NAME/, whose entries `ip netns exec` mounts over /etc's (folders /etc has)
     links:                      # veth pairs, "host:interface" at each end
       - [router_a:bond0, router_b:bond0]
     switches:                   # optional: a bridge in a namespace of its own, joining the ports listed
@@ -27,6 +29,7 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -145,6 +148,11 @@ class Topology:
                 _ip("link", "set", tmp, "master", "br0", "up", netns=sns)
         for host, spec in self.hosts.items():
             ns = self.ns(host)
+            for entry in spec.get("etc") or []:
+                top = entry.split("/")[0]  # ip netns exec mounts /etc/netns/NAME/TOP over /etc/TOP
+                if not os.path.isdir(os.path.join("/etc", top)):
+                    raise TopologyError("%s: etc: /etc/%s is not a folder of /etc, so ip netns exec cannot mount over it" % (host, top))
+                os.makedirs(os.path.join("/etc/netns", ns, entry), exist_ok=True)
             for ifname, addrs in (spec.get("interfaces") or {}).items():
                 for addr in _as_list(addrs):
                     _ip("addr", "add", addr, "dev", ifname, netns=ns)
@@ -181,6 +189,9 @@ class Topology:
             if os.path.exists(os.path.join("/run/netns", ns)):
                 if _ip("netns", "del", ns, check=False).returncode != 0:
                     failed.append(ns)
+            host = ns[len(self.prefix):]
+            if (self.hosts.get(host) or {}).get("etc"):
+                shutil.rmtree(os.path.join("/etc/netns", ns), ignore_errors=True)
         if failed:
             raise TopologyError("could not remove network namespaces: %s" % ", ".join(failed))
 

@@ -7,6 +7,11 @@
     labcheck.py compare FILE_A FILE_B      exit 1, showing the differences, unless both snapshots are equal
     labcheck.py harden                     INPUT and FORWARD policies DROP on both routers, ICMP "fragmentation
                                            needed" dropped (so only MSS clamping can save large TCP transfers)
+    labcheck.py reboot PRE_FILE            simulate a reboot of both routers: forget the runtime state, load the
+                                           firewall the routers had before converge (PRE_FILE's rules, as their
+                                           own boot would), then run what their boot runs (sysctl files, the
+                                           overlay-gre@ units' ExecStart, twice); exit 1 unless the kernel state
+                                           is again the one after converge
     labcheck.py verify --mode routed|masquerade
                                            traffic checks; prints one line a check, exit 1 if any failed
 """
@@ -36,6 +41,7 @@ def run(ns, *cmd, check=True):
 def stable_addresses(links):
     """Addresses without IPv6 link-local ones, whose duplicate address detection goes on in the background."""
     for link in links:
+        link.pop("ifindex", None)  # a re-created link gets a new index; what matters is what it is
         link["addr_info"] = [a for a in link.get("addr_info", []) if not (a["family"] == "inet6" and a["scope"] == "link")]
     return links
 
@@ -59,6 +65,47 @@ def snapshot():
                            for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")},
         }
     return state
+
+
+def save_rules(path):
+    """Each router's whole iptables-save next to a snapshot: what its own firewall would restore at boot."""
+    for ns in ROUTERS:
+        with open("%s.%s.rules" % (path, ns), "w", encoding="utf-8") as handle:
+            handle.write(run(ns, "iptables-save").stdout)
+
+
+def boot_sysctl(ns):
+    """What systemd-sysctl applies from the router's own /etc/sysctl.d (ip netns exec shows it the router's own)."""
+    run(ns, "sh", "-c", "for f in /etc/sysctl.d/*.conf; do [ -e \"$f\" ] && sysctl -q -p \"$f\" || true; done")
+
+
+def reboot(pre_file):
+    after_converge = snapshot()
+    for ns, tunnel in ROUTERS.items():
+        # the power goes: tunnels, their routes, the firewall and forwarding are gone
+        run(ns, "ip", "link", "del", tunnel, check=False)
+        run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
+        with open("%s.%s.rules" % (pre_file, ns), encoding="utf-8") as handle:
+            subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"], input=handle.read(), text=True, check=True)
+        # the router boots: sysctl files, its own firewall (above), then the overlay-gre@ unit of its tunnel
+        boot_sysctl(ns)
+        unit = run(ns, "cat", "/etc/systemd/system/overlay-gre@.service").stdout
+        starts = [line.split("=", 1)[1].replace("%i", tunnel) for line in unit.splitlines() if line.startswith("ExecStart=")]
+        if not starts:
+            raise RuntimeError("%s: overlay-gre@.service has no ExecStart" % ns)
+        for _time in (1, 2):  # replaying twice must be harmless
+            for command in starts:
+                run(ns, "sh", "-c", command)
+        boot_sysctl(ns)  # udev applies the per-interface keys once the tunnel exists
+    print("routers rebooted (simulated): runtime state dropped, boot files replayed twice")
+    after_boot = snapshot()
+    if after_boot == after_converge:
+        print("kernel state after the reboot equals the state after converge")
+        return 0
+    diff = difflib.unified_diff(json.dumps(after_converge, indent=1, sort_keys=True).splitlines(),
+                                json.dumps(after_boot, indent=1, sort_keys=True).splitlines(), "after converge", "after reboot", lineterm="")
+    print("kernel state after the reboot differs:\n" + "\n".join(diff))
+    return 1
 
 
 def compare(path_a, path_b):
@@ -198,12 +245,15 @@ def main(argv=None):
     comp.add_argument("file_a")
     comp.add_argument("file_b")
     sub.add_parser("harden")
+    boot = sub.add_parser("reboot")
+    boot.add_argument("pre_file")
     ver = sub.add_parser("verify")
     ver.add_argument("--mode", choices=["routed", "masquerade"], required=True)
     args = parser.parse_args(argv)
     if args.action == "snapshot":
         with open(args.file, "w", encoding="utf-8") as handle:
             json.dump(snapshot(), handle, indent=1, sort_keys=True)
+        save_rules(args.file)
         print("kernel state of %s saved to %s" % (", ".join(ROUTERS), args.file))
         return 0
     if args.action == "compare":
@@ -211,6 +261,8 @@ def main(argv=None):
     if args.action == "harden":
         harden()
         return 0
+    if args.action == "reboot":
+        return reboot(args.pre_file)
     return verify(args.mode)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
 
 from ansible_collections.overlay.gre.plugins.module_utils._diff import DifferenceTracker
 
@@ -529,6 +530,24 @@ def create_steps(state, alias, keep_link_local=()):
     return steps
 
 
+def replay_lines(state):
+    """Shell lines that rebuild STATE on a machine that has just booted: a boot script runs them.
+
+    Running them again changes nothing: the tunnel is made only where it is missing, and addresses and routes
+    are set with ``replace``.
+    """
+    lines = []
+    for step in create_steps(state, state.get("alias")):
+        args = list(step.args)
+        if step.kind in ("addr", "route"):
+            args[1] = "replace"
+        command = " ".join(shlex.quote(word) for word in " ".join(["ip"] + args).split())
+        if step.kind == "create":
+            command = "ip link show dev %s >/dev/null 2>&1 || %s" % (shlex.quote(state["name"]), command)
+        lines.append(command)
+    return lines
+
+
 def _route_add(name, entry, verb):
     words = ["route", verb] + _route_words(entry).split() + ["dev", name]
     if entry[1] != _default_metric(entry[0]):
@@ -785,20 +804,24 @@ class GreTunnelManager(object):
         """The tunnels as the kernel has them (PREDICTED: as they would be, in check mode), and the per-tunnel diff."""
         views = []
         diffs = []
+        replay = []
         for want, plan in zip(wants, plans):
             if want["state"] == "absent":
                 view = {"name": want["name"], "state": "absent"}
             elif predicted and plan.changed:
                 view = tunnel_view(plan.after, want["addresses"])
+                replay += replay_lines(plan.after)
             else:
                 view = tunnel_view(live.tunnels.get(want["name"]), want["addresses"])
                 view["name"] = want["name"]
+                if live.tunnels.get(want["name"]):
+                    replay += replay_lines(live.tunnels[want["name"]])
             views.append(view)
             if plan.changed:
                 diffs.append(self._diff(plan, view, want))
         for plan in purge_plans:
             diffs.append(self._diff(plan, {"name": plan.name, "state": "absent"}, None))
-        report = {}
+        report = {"replay": replay}
         if self.module.params.get("tunnels") is None:
             report["tunnel"] = views[0]
             if self.module._diff:

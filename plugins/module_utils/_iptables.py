@@ -223,6 +223,7 @@ class Plan(object):
         self.removed = []
         self.before = []
         self.after = []
+        self.replay = []  # (table, chain, parent, position, jump tokens, rules) of every owned chain that stays
         self.tracker = DifferenceTracker()
 
     @property
@@ -242,6 +243,21 @@ class Plan(object):
             out.append("COMMIT")
         return "\n".join(out) + "\n" if out else ""
 
+    def replay_lines(self, prog="iptables"):
+        """Shell lines that rebuild the owned chains, and the jumps to them, on a machine that has just booted.
+
+        Running them again changes nothing: a chain that exists is flushed and filled again, and a jump is added
+        only where it is missing. Run them after the machine's own firewall is loaded (a 'first' jump goes on top).
+        """
+        lines = []
+        for table, chain, parent, position, jump, rules in self.replay:
+            ipt = "%s -w -t %s" % (prog, table)
+            lines.append("%s -N %s 2>/dev/null || %s -F %s" % (ipt, chain, ipt, chain))
+            lines.extend("%s -A %s %s" % (ipt, chain, _shell_words(tokens)) for tokens in rules)
+            where = "-I %s 1" % parent if position == "first" else "-A %s" % parent
+            lines.append("%s -C %s %s 2>/dev/null || %s %s %s" % (ipt, parent, _shell_words(jump), ipt, where, _shell_words(jump)))
+        return lines
+
     def diff(self):
         return {
             "before": _save_text(self.before),
@@ -249,6 +265,10 @@ class Plan(object):
             "before_header": "owned rules (iptables-save), before",
             "after_header": "owned rules (iptables-save), after",
         }
+
+
+def _shell_words(tokens):
+    return " ".join(shlex.quote(token) for token in tokens)
 
 
 def _save_text(sections):
@@ -344,6 +364,9 @@ def _plan_chain(table, spec, change, result):
     if jump_added is not None:
         after_jumps.insert(0, (spec.parent, jump_added))
     after_rules = (after_jumps + [(spec.chain, tokens) for tokens in final]) if final else []
+    if final:
+        kept_jump = after_jumps[0][1] if after_jumps else spec.jump
+        result.replay.append((table.name, spec.chain, spec.parent, spec.position, kept_jump, final))
     result.before.append((table.name, [spec.chain] if exists else [], before_rules))
     result.after.append((table.name, [spec.chain] if final else [], after_rules))
 
@@ -419,6 +442,11 @@ class Iptables(object):
 
     def _bin(self, name):
         return self.find(name)
+
+    @property
+    def command_name(self):
+        """The iptables command of the backend in use (``iptables-nft``, ``iptables-legacy``), for boot scripts."""
+        return os.path.basename(self.restore_cmd)[:-len("-restore")]
 
     def _resolve(self, backend):
         if backend == "auto":

@@ -267,6 +267,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+replay:
+  description:
+    - Shell commands that rebuild the listed tunnels (as they are after the run, or would be in check mode) with their
+      addresses and routes on a machine that has just booted. Running them again changes nothing.
+    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ip link show dev gre-router_b >/dev/null 2>&1 || ip link add gre-router_b type gre remote 172.19.1.2 local 172.19.1.1 ttl 64"]
 tunnel:
   description:
     - The tunnel as the kernel now has it (in check mode, as it would have it), when O(name) was given.

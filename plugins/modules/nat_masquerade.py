@@ -191,6 +191,15 @@ rules:
   sample:
     - '-t filter -A FORWARD -m comment --comment "overlay.gre nat_masquerade" -j OVERLAY-GRE-FWD'
     - '-t filter -A OVERLAY-GRE-FWD -s 10.10.1.0/24 -o eth1 -m comment --comment "overlay.gre nat_masquerade" -j ACCEPT'
+replay:
+  description:
+    - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
+      machine that has just booted, after its own firewall is loaded. Running them again changes nothing.
+    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+  returned: always
+  type: list
+  elements: str
+  sample: ["iptables-nft -w -t nat -N OVERLAY-GRE-MASQ 2>/dev/null || iptables-nft -w -t nat -F OVERLAY-GRE-MASQ"]
 backend:
   description: The iptables backend used.
   returned: always
@@ -368,7 +377,8 @@ def main():
         module.fail_json(msg=str(exc))
 
     after = [rule_line(table, chain, tokens) for table, _chains, rules in changes.after for chain, tokens in rules]
-    result = dict(changed=changes.changed, added=changes.added, removed=changes.removed, rules=after, backend=iptables.backend)
+    result = dict(changed=changes.changed, added=changes.added, removed=changes.removed, rules=after, backend=iptables.backend,
+                  replay=changes.replay_lines(iptables.command_name))
     if module._diff:
         result["diff"] = changes.diff()
     module.exit_json(**result)

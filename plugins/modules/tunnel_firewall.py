@@ -128,6 +128,15 @@ removed:
   type: list
   elements: str
   sample: []
+replay:
+  description:
+    - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
+      machine that has just booted, after its own firewall is loaded. Running them again changes nothing.
+    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+  returned: always
+  type: list
+  elements: str
+  sample: ["iptables-nft -w -t filter -N OGRE-IN-gre-router_b 2>/dev/null || iptables-nft -w -t filter -F OGRE-IN-gre-router_b"]
 backend:
   description: The iptables backend used.
   returned: always
@@ -165,7 +174,8 @@ def main():
             iptables.restore(result.restore_payload())
     except (FirewallInputError, IptablesError) as exc:
         module.fail_json(msg=str(exc))
-    output = dict(changed=result.changed, added=result.added, removed=result.removed, backend=iptables.backend)
+    output = dict(changed=result.changed, added=result.added, removed=result.removed, backend=iptables.backend,
+                  replay=result.replay_lines(iptables.command_name))
     if module._diff:
         output["diff"] = result.diff()
     module.exit_json(**output)

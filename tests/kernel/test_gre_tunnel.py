@@ -323,3 +323,25 @@ def test_failure_part_way_through_a_change_says_where_the_tunnel_is(netns):
     assert result.get("failed"), result
     assert "part way" in result["msg"] and "ip link set t1 type gre ttl 9" in result["msg"], result["msg"]
     assert result["tunnel"]["ttl"] == 9 and info(netns, "t1")["ttl"] == 9
+
+
+def test_replay_rebuilds_the_tunnel_after_a_reboot_and_twice_is_harmless(netns):
+    underlay(netns)
+    args = {"name": "gre-boot", "local": "172.19.1.1", "remote": "172.19.1.2", "key": 42, "ttl": 64, "mtu": 1400,
+            "addresses": [{"address": "192.168.8.1", "peer": "192.168.8.11"}, "192.168.9.1/30"],
+            "routes": ["20.10.1.0/24", {"dest": "20.10.2.0/24", "metric": 50}]}
+    result = ok(run_module_direct(netns, SHORT, args))
+    assert result["replay"][0].startswith("ip link show dev gre-boot >/dev/null 2>&1 || ip link add gre-boot")
+
+    def kernel():
+        found = link(netns, "gre-boot")
+        found.pop("ifindex")
+        return found, addresses(netns, "gre-boot"), routes(netns, "gre-boot")
+
+    converged = kernel()
+    sh(netns, "ip link del gre-boot")
+    for _time in (1, 2):
+        sh(netns, "set -e\n" + "\n".join(result["replay"]))
+        assert kernel() == converged
+    again = ok(run_module_direct(netns, SHORT, args))
+    assert again["changed"] is False and again["replay"] == result["replay"]

@@ -92,6 +92,20 @@ def test_create_rerun_and_absent(netns, backend):
     assert direct(netns, backend, source="10.10.1.0/24", out_interface="eth1", state="absent")["changed"] is False
 
 
+def test_replay_rebuilds_the_rules_after_a_reboot_and_twice_is_harmless(netns, backend):
+    ipt = "iptables-%s" % backend
+    sh(netns, "%s -A FORWARD -j REJECT && %s -t nat -A POSTROUTING -d 192.0.2.0/24 -j RETURN" % (ipt, ipt))
+    foreign = sh(netns, "%s-save" % ipt).stdout
+    result = direct(netns, backend, rules=[{"source": "10.10.1.0/24", "out_interface": "eth1"},
+                                           {"source": "192.168.8.2/32", "out_interface": "gre1", "forward": False}])
+    converged = saved(netns, backend)
+    subprocess.run(["ip", "netns", "exec", netns, "%s-restore" % ipt], input=foreign, text=True, check=True)
+    assert saved(netns, backend) != converged
+    for _time in (1, 2):
+        sh(netns, "set -e\n" + "\n".join(result["replay"]))
+        assert saved(netns, backend) == converged
+
+
 def test_check_mode_changes_nothing(netns, backend):
     sh(netns, "iptables-%s -t nat -A POSTROUTING -o eth9 -j MASQUERADE" % backend)
     before = saved(netns, backend)

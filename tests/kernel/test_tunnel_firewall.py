@@ -159,3 +159,20 @@ def test_reflect_keepalives_accepts_gre_from_the_tunnel_to_the_peer_only_when_as
     off = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))  # the default: no reflection
     assert off["changed"] is True and len(off["removed"]) == 1
     assert not any("-p gre" in rule for rule in rules(netns, backend, "filter", chain))
+
+
+def test_replay_rebuilds_the_rules_after_a_reboot_and_twice_is_harmless(netns, backend):
+    ipt = "iptables-%s" % backend
+    sh(netns, "%s -A INPUT -s 192.0.2.1 -j ACCEPT && %s -P FORWARD DROP" % (ipt, ipt))
+    foreign = sh(netns, "%s-save" % ipt).stdout
+    result = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, mss_clamp=1436))
+    assert result["replay"][0].startswith("%s -w -t filter -N OGRE-IN-gre-router_b 2>/dev/null || " % ipt)
+    converged = save(netns, backend)
+    # the boot: the machine's own firewall comes back as it was before, then the replay runs (twice)
+    subprocess.run(["ip", "netns", "exec", netns, "%s-restore" % ipt], input=foreign, text=True, check=True)
+    assert save(netns, backend) != converged
+    for _time in (1, 2):
+        sh(netns, "set -e\n" + "\n".join(result["replay"]))
+        assert save(netns, backend) == converged
+    again = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, mss_clamp=1436))
+    assert again["changed"] is False and again["replay"] == result["replay"]
