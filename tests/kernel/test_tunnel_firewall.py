@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 
+import subprocess
+
 import pytest
 
 from support.lab import iptables_backend_runs, ping, run_module, run_module_direct, sh
