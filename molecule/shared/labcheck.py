@@ -1,17 +1,21 @@
 #!/usr/bin/env python
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checks the Molecule scenarios run against the lab's namespaces (router_a, router_b, host_a, host_b).
+"""Checks the Molecule scenarios run against the lab's namespaces (router_a, router_b, host_a, host_b, host_c).
 
     labcheck.py snapshot FILE              the routers' kernel state (links, addresses, routes, iptables, forwarding)
+                                           and the LAN host host_c's routes
     labcheck.py compare FILE_A FILE_B      exit 1, showing the differences, unless both snapshots are equal
     labcheck.py harden                     INPUT and FORWARD policies DROP on both routers, ICMP "fragmentation
                                            needed" dropped (so only MSS clamping can save large TCP transfers)
     labcheck.py reboot PRE_FILE            simulate a reboot of both routers: forget the runtime state, load the
                                            firewall the routers had before converge (PRE_FILE's rules, as their
                                            own boot would), then run what their boot runs (sysctl files, the
-                                           overlay-gre@ units' ExecStart, twice); exit 1 unless the kernel state
-                                           is again the one after converge
+                                           overlay-gre@ units' ExecStart, twice), and of host_c (its routes go, its
+                                           overlay-gre@lan-routes ExecStart runs twice); exit 1 unless the kernel
+                                           state is again the one after converge
+    labcheck.py lan-before                 exit 1 unless host_c (default gateway gw_a, which has no way to site B)
+                                           cannot reach host_b: its route through router_a is what makes it work
     labcheck.py verify --mode routed|masquerade
                                            traffic checks; prints one line a check, exit 1 if any failed
 """
@@ -29,6 +33,9 @@ import time
 
 ROUTERS = {"router_a": "gre-router_b", "router_b": "gre-router_a"}
 HOSTS = {"host_a": "10.10.1.10", "host_b": "20.10.1.10"}
+# A LAN host of site A whose default gateway is not router_a (the role gre_lan_host), and its boot unit's instance.
+LAN_HOST, LAN_HOST_UNIT = "host_c", "lan-routes"
+ROUTER_A_LAN = "10.10.1.1"
 
 
 def run(ns, *cmd, check=True):
@@ -64,7 +71,17 @@ def snapshot():
             "forwarding": {key: run(ns, "sysctl", "-n", key).stdout.strip()
                            for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")},
         }
+    state[LAN_HOST] = {"routes": json.loads(run(LAN_HOST, "ip", "-j", "route", "show", "table", "all").stdout)}
     return state
+
+
+def exec_starts(ns, instance):
+    """The ExecStart lines of NS's own overlay-gre@.service for INSTANCE (ip netns exec shows NS its own /etc)."""
+    unit = run(ns, "cat", "/etc/systemd/system/overlay-gre@.service").stdout
+    starts = [line.split("=", 1)[1].replace("%i", instance) for line in unit.splitlines() if line.startswith("ExecStart=")]
+    if not starts:
+        raise RuntimeError("%s: overlay-gre@.service has no ExecStart" % ns)
+    return starts
 
 
 def save_rules(path):
@@ -89,15 +106,18 @@ def reboot(pre_file):
             subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"], input=handle.read(), text=True, check=True)
         # the router boots: sysctl files, its own firewall (above), then the overlay-gre@ unit of its tunnel
         boot_sysctl(ns)
-        unit = run(ns, "cat", "/etc/systemd/system/overlay-gre@.service").stdout
-        starts = [line.split("=", 1)[1].replace("%i", tunnel) for line in unit.splitlines() if line.startswith("ExecStart=")]
-        if not starts:
-            raise RuntimeError("%s: overlay-gre@.service has no ExecStart" % ns)
+        starts = exec_starts(ns, tunnel)
         for _time in (1, 2):  # replaying twice must be harmless
             for command in starts:
                 run(ns, "sh", "-c", command)
         boot_sysctl(ns)  # udev applies the per-interface keys once the tunnel exists
-    print("routers rebooted (simulated): runtime state dropped, boot files replayed twice")
+    # the LAN host: its network configuration brings back its address and default route; its own routes are gone
+    run(LAN_HOST, "ip", "route", "flush", "table", "all", "proto", "71")
+    starts = exec_starts(LAN_HOST, LAN_HOST_UNIT)
+    for _time in (1, 2):
+        for command in starts:
+            run(LAN_HOST, "sh", "-c", command)
+    print("routers and %s rebooted (simulated): runtime state dropped, boot files replayed twice" % LAN_HOST)
     after_boot = snapshot()
     if after_boot == after_converge:
         print("kernel state after the reboot equals the state after converge")
@@ -106,6 +126,19 @@ def reboot(pre_file):
                                 json.dumps(after_boot, indent=1, sort_keys=True).splitlines(), "after converge", "after reboot", lineterm="")
     print("kernel state after the reboot differs:\n" + "\n".join(diff))
     return 1
+
+
+def lan_host_route():
+    """The gateway host_c's kernel takes to host_b (None when it has no route)."""
+    proc = run(LAN_HOST, "ip", "-j", "route", "get", HOSTS["host_b"], check=False)
+    return json.loads(proc.stdout)[0].get("gateway") if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def lan_before():
+    gateway = lan_host_route()
+    reached = ping(LAN_HOST, HOSTS["host_b"], count=1)
+    print("%s: %s; to %s through %s" % (LAN_HOST, "reaches host_b" if reached else "cannot reach host_b", HOSTS["host_b"], gateway))
+    return 1 if reached or gateway == ROUTER_A_LAN else 0
 
 
 def compare(path_a, path_b):
@@ -230,6 +263,9 @@ def verify(mode):
     received, detail = tcp_transfer("host_b", "host_a", "10.10.1.10", size)
     check("a 1 MiB TCP transfer host_b -> host_a completes the same way", received == size,
           "%d bytes received%s" % (received, ("; " + detail) if detail else ""))
+    gateway = lan_host_route()
+    check("%s (default gateway gw_a, which has no way to site B) reaches host_b through its route via router_a %s"
+          % (LAN_HOST, ROUTER_A_LAN), gateway == ROUTER_A_LAN and ping(LAN_HOST, HOSTS["host_b"]), "route to host_b via %s" % gateway)
     policies = [run(ns, "iptables", "-S", chain).stdout.splitlines()[0] for ns in ROUTERS for chain in ("INPUT", "FORWARD")]
     check("the routers' INPUT and FORWARD policies are still DROP", all(p.endswith(" DROP") for p in policies), policies)
     print("verify: %d passed, %d failed" % (results.count(True), results.count(False)))
@@ -245,6 +281,7 @@ def main(argv=None):
     comp.add_argument("file_a")
     comp.add_argument("file_b")
     sub.add_parser("harden")
+    sub.add_parser("lan-before")
     boot = sub.add_parser("reboot")
     boot.add_argument("pre_file")
     ver = sub.add_parser("verify")
@@ -261,6 +298,8 @@ def main(argv=None):
     if args.action == "harden":
         harden()
         return 0
+    if args.action == "lan-before":
+        return lan_before()
     if args.action == "reboot":
         return reboot(args.pre_file)
     return verify(args.mode)

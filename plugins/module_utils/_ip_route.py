@@ -12,6 +12,8 @@ and never touches others. Reading is one ``ip -N -j -batch -`` run (routes of ev
 their addresses); every change is one ``ip -batch -`` run of exactly the commands reported, and a run that fails
 part way is rolled back command by command.
 
+``replay`` is the listed routes as ``ip route replace`` lines, for a boot script (the role gre_lan_host's).
+
 Parsing of destinations, gateways and metrics, and of the kernel's JSON, is gre_tunnel's (_gre_tunnel.py).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 
 from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import (
     TunnelError,
@@ -410,6 +413,17 @@ def plan_routes(wants, live, protocol, purge=False):
     return plan
 
 
+def replay_lines(wants, protocol):
+    """Shell lines that rebuild the listed present routes on a machine that has just booted (a boot script runs them).
+
+    ``ip route replace`` of each route as asked (the interface only where it was given), device routes first, as
+    the plan orders them: running them again changes nothing.
+    """
+    present = [dict(w, protocol=protocol) for w in wants if w["state"] == "present"]
+    ordered = [w for w in present if w["via"] is None] + [w for w in present if w["via"] is not None]
+    return [" ".join(shlex.quote(word) for word in ["ip"] + route_words(w, "replace")) for w in ordered]
+
+
 def diff_text(routes):
     return "".join(route_line(r) + "\n" for r in sorted(routes, key=lambda r: (r["table"], _family(r["dest"]), r["dest"], r["metric"])))
 
@@ -452,7 +466,7 @@ class IpRouteManager(object):
         check_against_kernel(wants, live)
         plan = plan_routes(wants, live, protocol, bool(params.get("purge")))
         result = {"changed": plan.changed, "commands": [s.command for s in plan.steps],
-                  "purged": [route_view(r) for r in plan.purged]}
+                  "purged": [route_view(r) for r in plan.purged], "replay": replay_lines(wants, protocol)}
         after = plan.after
         kept = True
         if plan.changed and not self.module.check_mode:

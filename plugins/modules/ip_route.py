@@ -110,7 +110,8 @@ requirements:
   - iproute2 (the C(ip) command) with JSON (C(-j)) and numeric (C(-N)) output on the target.
 notes:
   - The routes are those of the running kernel (of the host, or of the network namespace the task runs in); they do
-    not survive a reboot unless the play runs again at boot or the network configuration also has them.
+    not survive a reboot unless the play runs again at boot, the network configuration also has them, or a boot
+    script runs the commands of RV(replay) (as the role M(overlay.gre.gre_lan_host) does).
   - Why a module of its own - community.general has no module for the kernel's routes; its M(community.general.nmcli)
     manages NetworkManager profiles and M(community.general.interfaces_file) edits C(/etc/network/interfaces), files
     that some other tool turns into routes later, without reading the kernel's state. This one shares M(overlay.gre.gre_tunnel)'s
@@ -208,6 +209,17 @@ commands:
   type: list
   elements: str
   sample: ["ip route add 20.10.1.0/24 via 10.10.1.1 proto 71"]
+replay:
+  description:
+    - Shell commands that rebuild the listed routes of O(routes) that are V(present) (as they are after the run, or
+      would be in check mode) on a machine that has just booted, C(ip route replace ... proto 71) each, routes through
+      an interface alone first, then those through a gateway. Running them again changes nothing.
+    - The interface is named only where O(routes[].dev) was given, as the task itself leaves it to the kernel.
+    - The role M(overlay.gre.gre_lan_host) writes them into the host's boot script.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ip route replace 20.10.1.0/24 via 10.10.1.1 proto 71"]
 diff:
   description: With C(--diff), the routes of every key touched before and after, one C(ip route)-like line each.
   returned: when diff mode is on

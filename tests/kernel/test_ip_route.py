@@ -227,3 +227,32 @@ def test_a_lan_host_reaches_the_other_site_once_routed_via_the_gre_router(site):
     again = run_module(host, "overlay.gre.ip_route", {"routes": [HOWTO_ROUTE]})
     assert again["changed"] is False, again
     assert ping(host, "20.10.1.10")
+
+
+def test_replay_twice_rebuilds_the_same_routes(lan):
+    """What a boot script of the returned `replay` lines does: the routes as the task left them, and running it again
+    changes nothing."""
+    sh(lan, "ip route add 30.0.0.0/8 via 10.10.1.1 proto static")  # not listed: not in the replay
+    wanted = [HOWTO_ROUTE, {"dest": "20.10.2.0/24", "via": "10.10.1.2", "metric": 10},
+              {"dest": "2001:db8:20::/48", "via": "2001:db8:1::1"}, {"dest": "198.51.100.0/24", "via": "192.0.2.1", "table": 100},
+              {"dest": "192.0.2.0/24", "dev": "eth0", "table": 100}, {"dest": "20.10.9.0/24", "state": "absent"}]
+    result = run_module_direct(lan, "ip_route", {"routes": wanted})
+    assert result["changed"] is True, result
+    assert result["replay"] == [
+        "ip route replace 192.0.2.0/24 dev eth0 table 100 proto 71",
+        "ip route replace 20.10.1.0/24 via 10.10.1.1 proto 71",
+        "ip route replace 20.10.2.0/24 via 10.10.1.2 metric 10 proto 71",
+        "ip route replace 2001:db8:20::/48 via 2001:db8:1::1 proto 71",
+        "ip route replace 198.51.100.0/24 via 192.0.2.1 table 100 proto 71",
+    ]
+    after_task = lines(lan)
+    check = run_module_direct(lan, "ip_route", {"routes": wanted}, check=True)
+    assert check["changed"] is False and check["replay"] == result["replay"]
+    # the reboot: the routes the module made are gone
+    sh(lan, "ip route flush table all proto 71 && ip -6 route flush table all proto 71")
+    assert lines(lan) != after_task
+    script = "set -e\n" + "\n".join(result["replay"]) + "\n"
+    for _time in (1, 2):
+        sh(lan, script)
+        assert lines(lan) == after_task
+    assert run_module_direct(lan, "ip_route", {"routes": wanted})["changed"] is False

@@ -147,3 +147,12 @@ def test_role_readme_is_in_step_with_the_argument_specs():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "role-readme"), "--check"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_both_roles_install_the_same_boot_unit():
+    """gre_router and gre_lan_host share /etc/systemd/system/overlay-gre@.service: they must never fight over it."""
+    texts = []
+    for role in ("gre_router", "gre_lan_host"):
+        with open(os.path.join(ROOT, "roles", role, "templates", "overlay-gre@.service.j2"), encoding="utf-8") as handle:
+            texts.append(handle.read())
+    assert texts[0] == texts[1]

@@ -203,3 +203,20 @@ def test_purge_removes_its_own_unlisted_routes_in_every_table_and_nothing_else()
 def test_diff_lines_read_like_ip_route():
     assert r.diff_text(live().routes[:2]) == ("30.0.0.0/8 via 10.10.1.1 dev eth0 table 100 metric 0 proto static\n"
                                               "10.10.1.0/24 dev eth0 table main metric 0 proto kernel\n")
+
+
+def test_replay_lines_rebuild_the_present_routes_device_routes_first_quoted_for_the_shell():
+    wants = r.desired_routes({"routes": [
+        {"dest": "20.10.1.0/24", "via": "10.10.1.1"},
+        {"dest": "20.10.2.0/24", "via": "10.10.1.1", "metric": 10, "table": "vpn"},
+        {"dest": "20.10.9.0/24", "state": "absent"},
+        {"dest": "192.0.2.0/24", "dev": "eth0"},
+        {"dest": "2001:db8:20::/48", "via": "fe80::1", "dev": "eth0", "metric": 1024},
+    ]}, TABLES)
+    assert r.replay_lines(wants, 71) == [
+        "ip route replace 192.0.2.0/24 dev eth0 proto 71",
+        "ip route replace 20.10.1.0/24 via 10.10.1.1 proto 71",
+        "ip route replace 20.10.2.0/24 via 10.10.1.1 table 100 metric 10 proto 71",
+        "ip route replace 2001:db8:20::/48 via fe80::1 dev eth0 proto 71",
+    ]
+    assert r.replay_lines([], 71) == []
