@@ -17,7 +17,6 @@ import yaml
 from support.lab import ROOT, ip_json, run_playbook, sh
 
 
-
 def _state(topo):
     out = {}
     for host in ("router_a", "router_b"):

@@ -12,7 +12,6 @@ import pytest
 from support.lab import iptables_backend_runs, ping, run_module, run_module_direct, sh
 
 
-
 # the host kernel runs both backends (asserted in test_nat_masquerade.py's test_backends_under_test)
 BACKENDS = [backend for backend in ("legacy", "nft") if iptables_backend_runs(backend)]
 

@@ -13,8 +13,9 @@ from ansible_collections.overlay.gre.plugins.filter.gre_lan_routes import Filter
 from ansible_collections.overlay.gre.plugins.module_utils._gre_lan import connected_networks, plan, router_addresses
 
 ROUTER_A_ADDR = json.dumps([
-    {"ifindex": 1, "ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"},
-                                                {"family": "inet6", "local": "::1", "prefixlen": 128, "scope": "host"}]},
+    {"ifindex": 1, "ifname": "lo", "addr_info": [
+        {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"},
+        {"family": "inet6", "local": "::1", "prefixlen": 128, "scope": "host"}]},
     {"ifindex": 2, "ifname": "bond0", "addr_info": [{"family": "inet", "local": "172.19.1.1", "prefixlen": 24, "scope": "global"}]},
     {"ifindex": 3, "ifname": "eth1", "addr_info": [
         {"family": "inet", "local": "10.10.1.1", "prefixlen": 24, "scope": "global"},
@@ -72,11 +73,12 @@ def test_ipv6_lans_go_through_the_routers_ipv6_address_never_a_link_local_one():
 
 
 def test_the_primary_address_wins_over_a_secondary_one_and_the_longest_network_first():
-    assert [str(a) for a, _ in router_addresses(ROUTER_A_ADDR)][:2] == ["172.19.1.1/24", "10.10.1.1/24"]
-    assert [str(a) for a, _ in router_addresses(ROUTER_A_ADDR)][-1] == "10.10.1.2/24"
+    assert [str(entry[0]) for entry in router_addresses(ROUTER_A_ADDR)][:2] == ["172.19.1.1/24", "10.10.1.1/24"]
+    assert [str(entry[0]) for entry in router_addresses(ROUTER_A_ADDR)][-1] == "10.10.1.2/24"
     routes = json.dumps([{"dst": "10.10.0.0/16", "dev": "eth1", "scope": "link"}, {"dst": "10.10.1.0/25", "dev": "eth0", "scope": "link"}])
-    addr = json.dumps([{"ifname": "eth1", "addr_info": [{"family": "inet", "local": "10.10.2.1", "prefixlen": 16, "scope": "global"},
-                                                         {"family": "inet", "local": "10.10.1.1", "prefixlen": 25, "scope": "global"}]}])
+    addr = json.dumps([{"ifname": "eth1", "addr_info": [
+        {"family": "inet", "local": "10.10.2.1", "prefixlen": 16, "scope": "global"},
+        {"family": "inet", "local": "10.10.1.1", "prefixlen": 25, "scope": "global"}]}])
     assert lan_plan(addr=addr, routes=routes)["gateways"] == {"ipv4": "10.10.1.1"}
 
 
@@ -116,7 +118,7 @@ def test_no_router_address_on_the_hosts_networks_is_an_error_listing_both_sides(
         "host_c: gre_lan_router router_a has no IPv4 address on a network this host is directly connected to (this host's:"
         " 10.20.1.0/24; router_a's: 172.19.1.1/24 (bond0), 10.10.1.1/24 (eth1), 192.168.8.1/30 (gre-router_b), 10.10.1.2/24 (eth1));"
         " put the host on one of the router's LANs (10.10.1.0/24), or name another router"]
-    v6 = lan_plan(inventory(router_b__gre_router_lan_cidrs=["2001:db8:20::/48"]), routes=HOST_C_ROUTES.split("\n")[0])
+    v6 = lan_plan(inventory(router_b__gre_router_lan_cidrs=["2001:db8:20::/48"]), routes=HOST_C_ROUTES.split("\n", maxsplit=1)[0])
     assert v6["errors"][0].startswith("host_c: gre_lan_router router_a has no IPv6 address on a network this host is directly connected to"
                                       " (this host's: none;")
 
