@@ -63,6 +63,17 @@ def validate(params):
         out["peer_underlay"] = str(address)
     else:
         out["peer_underlay"] = None
+    peer_tunnel = params.get("peer_tunnel_address")
+    if peer_tunnel:
+        try:
+            address = ipaddress.ip_address(str(peer_tunnel))
+        except ValueError:
+            raise FirewallInputError("peer_tunnel_address: %r is not an IP address" % (peer_tunnel,))
+        if address.version != 4:
+            raise FirewallInputError("peer_tunnel_address: %r is IPv6; this module manages IPv4 (iptables) rules" % (peer_tunnel,))
+        out["peer_tunnel_address"] = str(address)
+    else:
+        out["peer_tunnel_address"] = None
     clamp = params.get("mss_clamp")
     if clamp is None or clamp is False or str(clamp).lower() in ("false", "off", "no", "none", ""):
         out["mss_clamp"] = None
@@ -90,6 +101,11 @@ def wanted_rules(opts):
     rules = {}
     rules[("filter", IN_PREFIX + tunnel)] = (
         [("-s", opts["peer_underlay"] + "/32", "-p", "gre") + tag + ("-j", "ACCEPT")] if opts["peer_underlay"] else [])
+    # the peer's pings to this end's tunnel address, and the replies to this end's pings (the role's check after converge)
+    for icmp_type in ("8", "0") if opts.get("peer_tunnel_address") else ():
+        rules[("filter", IN_PREFIX + tunnel)].append(
+            ("-s", opts["peer_tunnel_address"] + "/32", "-i", tunnel, "-p", "icmp", "-m", "icmp", "--icmp-type", icmp_type)
+            + tag + ("-j", "ACCEPT"))
     forward = []
     for local in opts["local_networks"]:
         for peer in opts["peer_networks"]:

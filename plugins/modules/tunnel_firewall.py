@@ -38,6 +38,12 @@ options:
       - The peer's underlay address; GRE from it is accepted on INPUT, and GRE from any other address dropped.
       - Without it, no GRE input rules are made for this tunnel.
     type: str
+  peer_tunnel_address:
+    description:
+      - The peer's address inside the tunnel. ICMP echo requests and replies from it arriving through the tunnel are
+        accepted on INPUT, so that the two ends can ping each other's tunnel address behind an INPUT policy of DROP.
+        No other ICMP is accepted.
+    type: str
   local_networks:
     description: This site's networks (CIDR). Forwarding from them to O(peer_networks) through the tunnel is accepted.
     type: list
@@ -156,6 +162,7 @@ def main():
             tunnel=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             peer_underlay=dict(type="str"),
+            peer_tunnel_address=dict(type="str"),
             local_networks=dict(type="list", elements="str", default=[]),
             peer_networks=dict(type="list", elements="str", default=[]),
             mss_clamp=dict(type="raw", default="pmtu"),

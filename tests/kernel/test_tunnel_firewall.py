@@ -177,3 +177,22 @@ def test_replay_rebuilds_the_rules_after_a_reboot_and_twice_is_harmless(netns, b
         assert save(netns, backend) == converged
     again = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, mss_clamp=1436))
     assert again["changed"] is False and again["replay"] == result["replay"]
+
+
+def test_the_peer_can_ping_the_tunnel_address_under_input_policy_drop(netns_factory, backend):
+    """Two namespaces joined by a link named like the tunnel; INPUT policy DROP on both; pings need the ICMP accept."""
+    left, right = netns_factory("l"), netns_factory("r")
+    sh(left, "ip link add gre-x type veth peer name gre-y netns %s && ip addr add 192.168.8.1/30 dev gre-x && ip link set gre-x up" % right)
+    sh(right, "ip addr add 192.168.8.2/30 dev gre-y && ip link set gre-y up")
+    for ns in (left, right):
+        sh(ns, "iptables-%s -P INPUT DROP" % backend)
+    assert not ping(left, "192.168.8.2", wait=1)
+    run_module_direct(left, "tunnel_firewall", dict(tunnel="gre-x", peer_tunnel_address="192.168.8.2", backend=backend))
+    run_module_direct(right, "tunnel_firewall", dict(tunnel="gre-y", peer_tunnel_address="192.168.8.1", backend=backend))
+    assert ping(left, "192.168.8.2") and ping(right, "192.168.8.1")
+    rules_left = rules(left, backend, "filter", "OGRE-IN-gre-x")
+    assert [line.split(" -m comment")[0] for line in rules_left] == [
+        "-A OGRE-IN-gre-x -s 192.168.8.2/32 -i gre-x -p icmp -m icmp --icmp-type 8",
+        "-A OGRE-IN-gre-x -s 192.168.8.2/32 -i gre-x -p icmp -m icmp --icmp-type 0"]
+    bad = run_module_direct(left, "tunnel_firewall", dict(tunnel="gre-x", peer_tunnel_address="192.168.8", backend=backend))
+    assert bad.get("failed") is True and bad["msg"].startswith("peer_tunnel_address: '192.168.8' is not an IP address")
