@@ -52,28 +52,8 @@ def validate(params):
 
     out["local_networks"] = networks("local_networks")
     out["peer_networks"] = networks("peer_networks")
-    peer = params.get("peer_underlay")
-    if peer:
-        try:
-            address = ipaddress.ip_address(str(peer))
-        except ValueError:
-            raise FirewallInputError("peer_underlay: %r is not an IP address" % (peer,))
-        if address.version != 4:
-            raise FirewallInputError("peer_underlay: %r is IPv6; this module manages IPv4 (iptables) rules" % (peer,))
-        out["peer_underlay"] = str(address)
-    else:
-        out["peer_underlay"] = None
-    peer_tunnel = params.get("peer_tunnel_address")
-    if peer_tunnel:
-        try:
-            address = ipaddress.ip_address(str(peer_tunnel))
-        except ValueError:
-            raise FirewallInputError("peer_tunnel_address: %r is not an IP address" % (peer_tunnel,))
-        if address.version != 4:
-            raise FirewallInputError("peer_tunnel_address: %r is IPv6; this module manages IPv4 (iptables) rules" % (peer_tunnel,))
-        out["peer_tunnel_address"] = str(address)
-    else:
-        out["peer_tunnel_address"] = None
+    out["peer_underlay"] = _ipv4_address(params, "peer_underlay")
+    out["peer_tunnel_address"] = _ipv4_address(params, "peer_tunnel_address")
     clamp = params.get("mss_clamp")
     if clamp is None or clamp is False or str(clamp).lower() in ("false", "off", "no", "none", ""):
         out["mss_clamp"] = None
@@ -88,6 +68,20 @@ def validate(params):
             raise FirewallInputError("mss_clamp: %r is out of range (536 to 65495)" % (clamp,))
         out["mss_clamp"] = mss
     return out
+
+
+def _ipv4_address(params, option):
+    """The option's IPv4 address in its canonical form, or None when it is not set."""
+    value = params.get(option)
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        raise FirewallInputError("%s: %r is not an IP address" % (option, value))
+    if address.version != 4:
+        raise FirewallInputError("%s: %r is IPv6; this module manages IPv4 (iptables) rules" % (option, value))
+    return str(address)
 
 
 def _comment(tunnel):

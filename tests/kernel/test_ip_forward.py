@@ -75,37 +75,17 @@ def in_private_mounts(netns, setup, run):
     The mounts SETUP makes (read-only binds, tmpfs) exist only in that child's mount namespace, which is made
     private recursively first, so nothing propagates to the machine's mounts. Returns RUN's result (JSON-able).
     """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 0
-        try:
-            os.close(read_fd)
-            lab._setns(netns)  # pylint: disable=protected-access
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNS) != 0:
-                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-            if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-                raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-            subprocess.run(["sh", "-ec", setup], check=True, capture_output=True)
-            os.write(write_fd, json.dumps({"ok": run()}).encode())
-        except BaseException as exc:  # pylint: disable=broad-except
-            os.write(write_fd, json.dumps({"error": repr(exc)}).encode())
-            code = 1
-        finally:
-            os.close(write_fd)
-            os._exit(code)  # pylint: disable=protected-access
-    os.close(write_fd)
-    chunks = []
-    while True:
-        chunk = os.read(read_fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    outcome = json.loads(b"".join(chunks).decode())
-    assert "error" not in outcome, outcome.get("error")
+    def work():
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+        if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+        subprocess.run(["sh", "-ec", setup], check=True, capture_output=True)
+        return json.dumps({"ok": run()})
+
+    outcome = json.loads(lab.in_child(netns, work))
+    assert not outcome.get("failed"), outcome.get("msg")
     return outcome["ok"]
 
 

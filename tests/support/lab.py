@@ -181,18 +181,8 @@ def _setns(name):
         os.close(fd)
 
 
-def run_module_direct(netns, module, args, check=False, diff=False):
-    """Run a module of this collection in a forked child that entered NETNS: no Ansible process, same code path.
-
-    Much cheaper than run_module (no ansible start-up, no interpreter start in the lab's slow kernel), so the
-    large matrices of attribute tests use it; the end-to-end tests use run_module. MODULE is the short name.
-    """
-    ensure_collection_path()
-    from ansible.module_utils.testing import patch_module_args
-
-    full_args = dict(args)
-    full_args["_ansible_check_mode"] = check
-    full_args["_ansible_diff"] = diff
+def in_child(netns, work):
+    """Call WORK() in a forked child that entered NETNS, and return the text it returns (the child's only output)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -200,14 +190,7 @@ def run_module_direct(netns, module, args, check=False, diff=False):
         try:
             os.close(read_fd)
             _setns(netns)
-            buf = io.StringIO()
-            with contextlib.redirect_stdout(buf), patch_module_args(full_args):
-                mod = importlib.import_module("ansible_collections.overlay.gre.plugins.modules.%s" % module)
-                try:
-                    mod.main()
-                except SystemExit:
-                    pass
-            os.write(write_fd, buf.getvalue().encode())
+            os.write(write_fd, work().encode())
         except BaseException as exc:  # pylint: disable=broad-except
             os.write(write_fd, json.dumps({"failed": True, "msg": "test harness: %r" % (exc,)}).encode())
             code = 1
@@ -223,7 +206,34 @@ def run_module_direct(netns, module, args, check=False, diff=False):
         chunks.append(chunk)
     os.close(read_fd)
     os.waitpid(pid, 0)
-    text = b"".join(chunks).decode()
+    return b"".join(chunks).decode()
+
+
+def call_module(module, args):
+    """Run the module's main() here with ARGS; returns what it printed (its JSON result)."""
+    from ansible.module_utils.testing import patch_module_args
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), patch_module_args(args):
+        mod = importlib.import_module("ansible_collections.overlay.gre.plugins.modules.%s" % module)
+        try:
+            mod.main()
+        except SystemExit:
+            pass
+    return buf.getvalue()
+
+
+def run_module_direct(netns, module, args, check=False, diff=False):
+    """Run a module of this collection in a forked child that entered NETNS: no Ansible process, same code path.
+
+    Much cheaper than run_module (no ansible start-up, no interpreter start in the lab's slow kernel), so the
+    large matrices of attribute tests use it; the end-to-end tests use run_module. MODULE is the short name.
+    """
+    ensure_collection_path()
+    full_args = dict(args)
+    full_args["_ansible_check_mode"] = check
+    full_args["_ansible_diff"] = diff
+    text = in_child(netns, lambda: call_module(module, full_args))
     try:
         result = json.loads(text)
     except ValueError as exc:
