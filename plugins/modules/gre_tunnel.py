@@ -34,16 +34,14 @@ notes:
   - The IPv6 link-local address the kernel gives a tunnel is left alone and not reported, unless O(addresses) lists it.
   - Routes are looked at in the main table only; routes the kernel makes from addresses (protocol C(kernel)) are not
     managed.
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - overlay.gre.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:

@@ -69,6 +69,8 @@ options:
       - A symbolic link is followed; the file it names is rewritten and the link is kept.
     type: path
     default: /etc/sysctl.d/90-overlay-gre.conf
+extends_documentation_fragment:
+  - overlay.gre.attributes
 attributes:
   check_mode:
     support: full

@@ -96,15 +96,14 @@ options:
         show a name.
     type: int
     default: 71
+extends_documentation_fragment:
+  - overlay.gre.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second run indicates no change.
     support: full
 requirements:
   - iproute2 (the C(ip) command) with JSON (C(-j)) and numeric (C(-N)) output on the target.

@@ -25,6 +25,8 @@ description:
   - The module does not enable IP forwarding (C(net.ipv4.ip_forward)); use M(ansible.posix.sysctl) for that.
 author:
   - overlay.gre contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - overlay.gre.attributes
 attributes:
   check_mode:
     support: full

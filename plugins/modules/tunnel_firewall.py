@@ -81,15 +81,14 @@ options:
     description: Seconds to wait for the xtables lock.
     type: int
     default: 10
+extends_documentation_fragment:
+  - overlay.gre.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second run indicates no change.
     support: full
 requirements:
   - iptables (C(iptables-save) and C(iptables-restore)) on the target
