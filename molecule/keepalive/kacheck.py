@@ -58,18 +58,18 @@ def read_state(ns):
         return {}
 
 
-def exec_start(tunnel):
-    """The unit's ExecStart, for this tunnel, as an argv."""
-    with open(UNIT, encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("ExecStart="):
-                return shlex.split(line.split("=", 1)[1].replace("%i", tunnel))
-    raise RuntimeError("no ExecStart in %s" % UNIT)
+def exec_start(ns, tunnel):
+    """The unit's ExecStart, for this tunnel, as an argv; read as the router sees its own /etc (ip netns exec)."""
+    unit = subprocess.run(["ip", "netns", "exec", ns, "cat", UNIT], capture_output=True, text=True, check=True).stdout
+    for line in unit.splitlines():
+        if line.startswith("ExecStart="):
+            return shlex.split(line.split("=", 1)[1].replace("%i", tunnel))
+    raise RuntimeError("no ExecStart in %s of %s" % (UNIT, ns))
 
 
 def start(ns, logs):
     log = open(os.path.join(logs, "keepalive-%s.log" % ns), "a", encoding="utf-8")
-    proc = subprocess.Popen(["ip", "netns", "exec", ns] + exec_start(ROUTERS[ns]), stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(["ip", "netns", "exec", ns] + exec_start(ns, ROUTERS[ns]), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     pids = _pids()
     pids[ns] = proc.pid
