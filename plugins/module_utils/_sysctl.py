@@ -618,24 +618,8 @@ class IpForward(object):
         module.exit_json(**result)
 
 
-def replace_file(tmp, path):
-    """Atomically put TMP in place of PATH and make the rename durable."""
-    os.rename(tmp, path)
-    try:
-        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def remove_file(path):
-    """Remove PATH and make the removal durable."""
-    os.unlink(path)
+def _sync_dir(path):
+    """Make a rename or unlink in PATH's folder durable (fsync the folder); best effort."""
     try:
         dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     except OSError:
@@ -646,6 +630,18 @@ def remove_file(path):
         pass
     finally:
         os.close(dir_fd)
+
+
+def replace_file(tmp, path):
+    """Atomically put TMP in place of PATH and make the rename durable."""
+    os.rename(tmp, path)
+    _sync_dir(path)
+
+
+def remove_file(path):
+    """Remove PATH and make the removal durable."""
+    os.unlink(path)
+    _sync_dir(path)
 
 
 def _unlink(path):
