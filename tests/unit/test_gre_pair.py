@@ -9,19 +9,9 @@ import os
 import yaml
 
 from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import DEFAULTS, PREFIX, default_tunnel_name, plan
+from support.pairs import howto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def howto(**changes):
-    a = {"gre_router_peer": "router_b", "gre_router_underlay_ip": "172.19.1.1", "gre_router_lan_cidrs": ["10.10.1.0/24"],
-         "gre_router_tunnel_cidr": "192.168.8.0/30"}
-    b = {"gre_router_peer": "router_a", "gre_router_underlay_ip": "172.19.1.2", "gre_router_lan_cidrs": ["20.10.1.0/24"],
-         "gre_router_tunnel_cidr": "192.168.8.0/30"}
-    for key, value in changes.items():
-        host, var = key.split("__")
-        (a if host == "a" else b)[PREFIX + var] = value
-    return {"router_a": a, "router_b": b}
 
 
 def test_symmetric_addresses_first_name_takes_first_address():
