@@ -14,9 +14,10 @@ description:
     tunnel's own addresses and the routes through it, declaratively and idempotently.
   - Does in one task what C(ip tunnel add NAME mode gre local L remote R), C(ip addr add A peer P dev NAME),
     C(ip link set NAME up) and C(ip route add NET dev NAME) do by hand.
-  - Reads the kernel's state once (C(ip -d -j)), compares every attribute, and changes only what differs, in place where
-    the kernel allows, by re-creating the tunnel (with its addresses and routes) where it must, that is when the mode
-    changes or the tunnel must be unbound from its underlay O(link).
+  - Reads the kernel's state once, through rtnetlink in the module's own process (a dump each of the links, the addresses
+    and the main table's routes), compares every attribute, and changes only what differs, in one C(ip -batch) run; in
+    place where the kernel allows, by re-creating the tunnel (with its addresses and routes) where it must, that is when
+    the mode changes or the tunnel must be unbound from its underlay O(link).
   - Options O(ttl), O(tos), O(pmtudisc), O(mtu), O(addresses) and O(routes) are managed only when given; left out, the
     tunnel keeps what it has. O(local), O(remote), the keys and O(link) describe the tunnel as C(ip link add) does, so
     leaving one out means the tunnel has none (any address, no key, no underlay binding).
@@ -25,7 +26,7 @@ description:
 author:
   - overlay.gre contributors (!UNKNOWN)
 requirements:
-  - iproute2 (the C(ip) command) with JSON output (C(ip -j)), version 4.13 or later, on the target.
+  - iproute2 (the C(ip) command) on the target, which makes the changes.
 notes:
   - Tunnels the module creates carry the interface alias C(overlay.gre.gre_tunnel); O(purge) removes only tunnels with
     that alias, never one it did not make.

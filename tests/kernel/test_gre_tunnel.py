@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 
 import pytest
 
-from support.lab import ensure_collection_path, ip_json, ping, run_ansible, run_module, run_module_direct, sh
+from support.lab import ensure_collection_path, in_child, ip_json, ping, run_ansible, run_module, run_module_direct, sh
 
 pytestmark = pytest.mark.gre
 
@@ -71,6 +72,64 @@ def direct(netns, args, check=False, diff=False):
 def ok(result):
     assert not result.get("failed"), result
     return result
+
+
+# --- reading the kernel ---------------------------------------------------------------------------------------------
+
+# Every kind of tunnel, attribute, address and route the module reads, and the routes it must not count as a tunnel's.
+KERNEL_ZOO = """
+ip link add g1 type gre local 172.19.1.1 remote 172.19.1.2 ikey 5 okey 0.0.1.6 ttl 64 tos 0x10
+ip link set g1 up
+ip addr add 192.168.8.1 peer 192.168.8.2/32 dev g1
+ip addr add 10.9.0.1/24 dev g1
+ip route add 20.10.1.0/24 dev g1
+ip route add 20.10.2.0/24 via 192.168.8.2 dev g1 metric 7
+ip route add default dev g1 metric 50
+ip route add 20.10.3.0/24 dev g1 table 100
+ip route add 20.10.6.0/24 dev g1 proto static
+ip route add 20.10.8.0/24 dev g1 proto 71
+ip route add blackhole 20.10.4.0/24
+ip link add g2 type gre local 172.19.1.1 remote 172.19.1.3 key 0.0.0.42 ttl inherit nopmtudisc tos inherit dev up0
+ip link set g2 alias somebody-else
+ip route add 20.10.5.0/24 nexthop dev g1 nexthop via 10.9.0.2 dev g1
+ip link add g3 mtu 1400 type gretap remote 172.19.1.4
+ip link set g3 up
+ip link add g6 type ip6gre local 2001:db8::1 remote 2001:db8::2 key 9 hoplimit 30 tclass 0x20
+ip link set g6 up
+ip addr add 2001:db8:99::1/64 dev g6 nodad
+ip -6 route add 2001:db8:77::/48 via 2001:db8:99::2 dev g6 metric 10
+ip -6 route add ::ffff:0:0/96 dev g6
+ip -6 route add default dev g6 metric 2000
+ip addr add 2001:db8:98::1 peer 2001:db8:98::2/128 dev g6 nodad
+ip link add g7 type ip6gretap remote 2001:db8::3 tclass inherit dev up1
+ip link add ge type gre external
+"""
+
+
+def test_reading_through_rtnetlink_matches_ip_d_j(netns):
+    """The module reads the kernel through rtnetlink; `ip -d -j` of the same namespace, parsed as before, is the reference."""
+    underlay(netns)
+    sh(netns, "set -e" + KERNEL_ZOO)
+
+    def both():
+        from ansible_collections.overlay.gre.plugins.module_utils import _gre_tunnel as g
+        out = subprocess.run(["ip", "-d", "-j", "-batch", "-"], input="addr show\nroute show table all type unicast\n",
+                             capture_output=True, text=True, check=True).stdout
+        by_ip, by_netlink = g.LiveState.from_ip_output(out), g.LiveState.read()
+        return json.dumps([[by_ip.interfaces, by_ip.tunnels], [by_netlink.interfaces, by_netlink.tunnels]])
+
+    by_ip, by_netlink = json.loads(in_child(netns, both))
+    assert by_netlink == by_ip
+    interfaces, tunnels = by_netlink
+    assert set(tunnels) == {"g1", "g2", "g3", "g6", "g7", "ge"} and interfaces["lo"] == "loopback" and interfaces["up0"] == "veth"
+    assert tunnels["g1"]["routes"] == [["0.0.0.0/0", 50, None], ["20.10.1.0/24", 0, None], ["20.10.2.0/24", 7, "192.168.8.2"],
+                                       ["20.10.6.0/24", 0, None], ["20.10.8.0/24", 0, None]]
+    assert (tunnels["g1"]["ikey"], tunnels["g1"]["okey"], tunnels["g1"]["tos"]) == (5, 262, 16)
+    assert (tunnels["g2"]["tos"], tunnels["g2"]["pmtudisc"]) == ("inherit", False)
+    assert (tunnels["g2"]["link"], tunnels["g2"]["alias"], tunnels["g2"]["up"], tunnels["g3"]["mtu"]) == ("up0", "somebody-else", False, 1400)
+    assert (tunnels["g6"]["tos"], tunnels["g6"]["ttl"], tunnels["g7"]["tos"], tunnels["g7"]["link"]) == (32, 30, "inherit", "up1")
+    assert ["2001:db8:77::/48", 10, "2001:db8:99::2"] in tunnels["g6"]["routes"] and ["::ffff:0:0/96", 1024, None] in tunnels["g6"]["routes"]
+    assert ["2001:db8:98::1", 128, "2001:db8:98::2"] in tunnels["g6"]["addresses"]
 
 
 # --- end to end, through Ansible ----------------------------------------------------------------------------------
