@@ -14,13 +14,20 @@ For a tunnel T:
   mangle OGRE-MSS-T  (jumped to from the top of mangle FORWARD): TCP MSS clamped on SYNs crossing T
 The accept chains sit ahead of every rule this collection did not make, so they work under policies of DROP
 or a reject-all rule; the GRE drop sits at the end of INPUT, after every accept of every tunnel.
+
+With reflect_keepalives the kernel must also let a decapsulated keepalive through before FORWARD sees it: the
+tunnel's own accept_local (its source is this router's own address) and rp_filter (loose, whatever
+net.ipv4.conf.all.rp_filter says). Those two settings of T are compared and set with the rules (Reflection).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import shlex
 
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import COLLECTION_TAG, ChainSpec
+from ansible_collections.overlay.gre.plugins.module_utils._sysctl import PROC_SYS, read_int, write_int
 
 GRE_DROP_CHAIN = "OGRE-GRE-DROP"
 IN_PREFIX, FWD_PREFIX, MSS_PREFIX = "OGRE-IN-", "OGRE-FWD-", "OGRE-MSS-"
@@ -141,3 +148,68 @@ def chain_specs(opts, tables):
     specs.append(ChainSpec("filter", GRE_DROP_CHAIN, "INPUT", position="last", wanted=drop if (others_accept or mine_accepts) else [],
                            purge=True, jump_comment=COLLECTION_TAG))
     return specs
+
+
+# --- the tunnel's settings for reflected keepalives -----------------------------------------------------------
+
+REFLECT_SETTINGS = (("accept_local", 1), ("rp_filter", 2))
+
+
+class Reflection(object):
+    """The tunnel's accept_local and rp_filter as the kernel has them, and what reflect_keepalives wants."""
+
+    def __init__(self, opts, check_mode, proc_sys=PROC_SYS):
+        self.tunnel = opts["tunnel"]
+        self.folder = os.path.join(proc_sys, "net", "ipv4", "conf", self.tunnel)
+        wanted = opts["state"] == "present" and opts["reflect_keepalives"]
+        self.wanted = dict(REFLECT_SETTINGS) if wanted else {}
+        self.before = {}
+        if not self.wanted:
+            return
+        if not os.path.isdir(self.folder):
+            if check_mode:  # the tunnel is made earlier in the same (checked) run: report what would be set
+                self.before = dict((name, None) for name in self.wanted)
+                return
+            raise FirewallInputError("reflect_keepalives: the tunnel %s does not exist (%s is missing), so its accept_local and "
+                                     "rp_filter cannot be set; create the tunnel first (overlay.gre.gre_tunnel)" % (self.tunnel, self.folder))
+        self.before = dict((name, read_int(os.path.join(self.folder, name))) for name in self.wanted)
+
+    @property
+    def changes(self):
+        return [(name, value) for name, value in self.wanted.items() if self.before.get(name) != value]
+
+    def key(self, name):
+        return "net/ipv4/conf/%s/%s" % (self.tunnel, name)
+
+    def after(self):
+        return dict((self.key(name), value) for name, value in self.wanted.items())
+
+    def apply(self):
+        """Set what differs; on a failure put back what was set and raise FirewallInputError."""
+        done = []
+        try:
+            for name, value in self.changes:
+                write_int(os.path.join(self.folder, name), value)
+                done.append(name)
+        except (IOError, OSError) as exc:
+            self.undo(done)
+            raise FirewallInputError("reflect_keepalives: could not set %s to %s: %s; nothing was changed"
+                                     % (self.key(name), value, os.strerror(exc.errno) if exc.errno else exc))
+        return done
+
+    def undo(self, names):
+        for name in names:
+            try:
+                write_int(os.path.join(self.folder, name), self.before[name])
+            except (IOError, OSError, TypeError):
+                pass
+
+    def diff_lines(self, after):
+        values = dict((name, self.wanted[name]) for name in self.wanted) if after else self.before
+        return ["%s = %s" % (self.key(name), "(no such interface)" if values.get(name) is None else values[name])
+                for name in self.wanted]
+
+    def replay_lines(self):
+        """Boot lines that set the two settings once the tunnel exists (the boot script makes it first)."""
+        return ["echo %d > %s" % (value, shlex.quote(os.path.join(PROC_SYS, "net", "ipv4", "conf", self.tunnel, name)))
+                for name, value in self.wanted.items()]

@@ -67,8 +67,11 @@ options:
         (O(peer_underlay); any address when it is not given). Those are the peer's GRE keepalives (Cisco IOS
         C(keepalive), MikroTik C(keepalive=), the C(overlay.gre.gre_router) role's sender) on their way back to it,
         so the peer sees this end alive even when C(FORWARD)'s policy is C(DROP).
-      - The kernel must also accept them (C(accept_local) on, C(rp_filter) not strict on the tunnel); the role
-        C(overlay.gre.gre_router) sets that.
+      - The kernel must also let them through before C(FORWARD) sees them, since once decapsulated a keepalive comes from
+        this router's own address. So the module also sets the tunnel's C(net.ipv4.conf.TUNNEL.accept_local) to V(1)
+        and its C(rp_filter) to V(2) (loose, whatever C(net.ipv4.conf.all.rp_filter) says), compares them like the
+        rules, and puts them in RV(replay). The tunnel must exist then (in check mode it may be about to be made).
+      - V(false) leaves those two settings as they are.
     type: bool
     default: false
   backend:
@@ -136,12 +139,20 @@ removed:
 replay:
   description:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
-      machine that has just booted, after its own firewall is loaded. Running them again changes nothing.
+      machine that has just booted, after its own firewall is loaded, and with O(reflect_keepalives) set the tunnel's two
+      settings (after the tunnel exists). Running them again changes nothing.
     - The role M(overlay.gre.gre_router) writes them into the router's boot script.
   returned: always
   type: list
   elements: str
   sample: ["iptables-nft -w -t filter -N OGRE-IN-gre-router_b 2>/dev/null || iptables-nft -w -t filter -F OGRE-IN-gre-router_b"]
+sysctls:
+  description:
+    - The tunnel's settings that O(reflect_keepalives) owns, as they are after the run (or would be in check mode),
+      keyed as in C(sysctl.d) files. Empty without O(reflect_keepalives).
+  returned: always
+  type: dict
+  sample: {"net/ipv4/conf/gre-router_b/accept_local": 1, "net/ipv4/conf/gre-router_b/rp_filter": 2}
 backend:
   description: The iptables backend used.
   returned: always
@@ -152,7 +163,7 @@ backend:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import Iptables, IptablesError, plan
-from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, chain_specs, validate
+from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, Reflection, chain_specs, validate
 
 
 def main():
@@ -176,14 +187,26 @@ def main():
         iptables = Iptables(module, backend=module.params["backend"], wait=module.params["wait"])
         tables = iptables.save()
         result = plan(tables, chain_specs(opts, tables))
-        if result.changed and not module.check_mode:
-            iptables.restore(result.restore_payload())
+        reflection = Reflection(opts, module.check_mode)
+        changed = result.changed or bool(reflection.changes)
+        if changed and not module.check_mode:
+            done = reflection.apply()
+            try:
+                if result.changed:
+                    iptables.restore(result.restore_payload())
+            except IptablesError:
+                reflection.undo(done)
+                raise
     except (FirewallInputError, IptablesError) as exc:
         module.fail_json(msg=str(exc))
-    output = dict(changed=result.changed, added=result.added, removed=result.removed, backend=iptables.backend,
-                  replay=result.replay_lines(iptables.command_name))
+    output = dict(changed=changed, added=result.added, removed=result.removed, backend=iptables.backend,
+                  sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name) + reflection.replay_lines())
     if module._diff:
-        output["diff"] = result.diff()
+        diff = result.diff()
+        if reflection.wanted:
+            diff["before"] += "\n".join(reflection.diff_lines(after=False)) + "\n"
+            diff["after"] += "\n".join(reflection.diff_lines(after=True)) + "\n"
+        output["diff"] = diff
     module.exit_json(**output)
 
 

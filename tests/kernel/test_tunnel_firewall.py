@@ -144,15 +144,34 @@ def test_forwarding_flows_through_the_tunnel_interface_under_policy_drop(netns_f
     assert again["changed"] is False
 
 
+def conf(netns, tunnel, name):
+    return sh(netns, "cat /proc/sys/net/ipv4/conf/%s/%s" % (tunnel, name)).stdout.strip()
+
+
 def test_reflect_keepalives_accepts_gre_from_the_tunnel_to_the_peer_only_when_asked(netns, backend):
     chain = "OGRE-FWD-gre-router_b"
     reflect = ('-A OGRE-FWD-gre-router_b -d 172.19.1.2/32 -i gre-router_b -p gre -m comment --comment "overlay.gre gre-router_b" '
                '-j ACCEPT')
-    first = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True))
+    # the host kernel cannot make GRE links: an interface of the tunnel's name carries the per-interface settings
+    sh(netns, "ip link add gre-router_b type veth peer name ogre-other && sysctl -qw net.ipv4.conf.gre-router_b.rp_filter=1")
+    assert (conf(netns, "gre-router_b", "accept_local"), conf(netns, "gre-router_b", "rp_filter")) == ("0", "1")
+    first = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True), diff=True)
     assert first["changed"] is True
     assert rules(netns, backend, "filter", chain)[-1] == reflect
+    # the kernel lets a decapsulated keepalive (its source is this router's own address) through: accept_local, loose rp_filter
+    assert (conf(netns, "gre-router_b", "accept_local"), conf(netns, "gre-router_b", "rp_filter")) == ("1", "2")
+    assert first["sysctls"] == {"net/ipv4/conf/gre-router_b/accept_local": 1, "net/ipv4/conf/gre-router_b/rp_filter": 2}
+    assert "net/ipv4/conf/gre-router_b/rp_filter = 1" in first["diff"]["before"]
+    assert "net/ipv4/conf/gre-router_b/rp_filter = 2" in first["diff"]["after"]
+    assert first["replay"][-2:] == ["echo 1 > /proc/sys/net/ipv4/conf/gre-router_b/accept_local",
+                                    "echo 2 > /proc/sys/net/ipv4/conf/gre-router_b/rp_filter"]
     again = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True))
     assert again["changed"] is False
+    # a setting changed behind the module's back is a change, and only that
+    sh(netns, "sysctl -qw net.ipv4.conf.gre-router_b.accept_local=0")
+    drift = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend, reflect_keepalives=True))
+    assert drift["changed"] is True and drift["added"] == [] and drift["removed"] == []
+    assert conf(netns, "gre-router_b", "accept_local") == "1"
     without_peer = dict(HOWTO, backend=backend, reflect_keepalives=True)
     del without_peer["peer_underlay"]
     run_module_direct(netns, "tunnel_firewall", without_peer)
@@ -160,6 +179,19 @@ def test_reflect_keepalives_accepts_gre_from_the_tunnel_to_the_peer_only_when_as
     off = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))  # the default: no reflection
     assert off["changed"] is True and len(off["removed"]) == 1
     assert not any("-p gre" in rule for rule in rules(netns, backend, "filter", chain))
+    assert off["sysctls"] == {} and conf(netns, "gre-router_b", "rp_filter") == "2"  # left as they are
+
+
+def test_reflect_keepalives_needs_the_tunnel_and_changes_nothing_without_it(netns, backend):
+    before = save(netns, backend)
+    args = dict(HOWTO, tunnel="gre-missing", backend=backend, reflect_keepalives=True)
+    checked = run_module_direct(netns, "tunnel_firewall", args, check=True)
+    assert checked["changed"] is True  # in check mode the tunnel may be about to be made by gre_tunnel
+    assert checked["sysctls"] == {"net/ipv4/conf/gre-missing/accept_local": 1, "net/ipv4/conf/gre-missing/rp_filter": 2}
+    failed = run_module_direct(netns, "tunnel_firewall", args)
+    assert failed.get("failed") is True
+    assert failed["msg"].startswith("reflect_keepalives: the tunnel gre-missing does not exist"), failed["msg"]
+    assert save(netns, backend) == before
 
 
 def test_replay_rebuilds_the_rules_after_a_reboot_and_twice_is_harmless(netns, backend):
