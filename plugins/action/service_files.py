@@ -1,0 +1,52 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action overlay.gre.service_files: files and systemd units through at most two shell runs, no Python on the target."""
+
+from __future__ import annotations
+
+import shlex
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.overlay.gre.plugins.module_utils._service_files import (
+    ARGUMENT_SPEC, ServiceFilesError, diff, done_lines, is_changed, parse_read, plan, read_script, summary, validate, write_script)
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        del validation
+        try:
+            files, units, prune = validate(params)
+            read = self._shell_run(read_script(files, units))
+            if read["rc"] != 0:
+                raise ServiceFilesError("could not read the files on the target (rc %d): %s"
+                                        % (read["rc"], (read["stderr"] or read["stdout"]).strip()))
+            live = parse_read(read["stdout"], files, units)
+            steps = plan(files, units, prune, live)
+        except ServiceFilesError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        result.update(changed=is_changed(steps), systemd=live["systemd"], **summary(steps))
+        if self._task.diff and result["changed"]:
+            result["diff"] = diff(files, live, steps)
+        if not result["changed"] or self._task.check_mode:
+            return result
+        run = self._shell_run(write_script(steps))
+        result["done"] = done_lines(run["stdout"])
+        if run["rc"] != 0:
+            result.update(failed=True, msg="stopped after %d of the changes (%s): %s; run again once that is mended"
+                          % (len(result["done"]), ", ".join(result["done"]) or "none done", (run["stderr"] or run["stdout"]).strip()))
+        return result
+
+    def _shell_run(self, script):
+        # one argument to sh: Ansible appends its own words (" && sleep 0") to the command line
+        return self._low_level_execute_command("/bin/sh -c %s" % shlex.quote(script))

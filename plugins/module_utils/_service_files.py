@@ -1,0 +1,253 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note: this module_utils is private to the overlay.gre collection; its API may change at any time.
+
+"""The logic of the action overlay.gre.service_files: small files and the systemd units they make up.
+
+The action runs on the controller and talks to the target through two POSIX shell runs at most: one reads every
+file (its mode and content, in base64) and the state of every unit, one writes exactly what differs. Everything
+between (what to write, remove, enable, start; the diff) is decided here, in plain functions the unit tests call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+import shlex
+
+ARGUMENT_SPEC = dict(
+    files=dict(type="list", elements="dict", default=[], options=dict(
+        path=dict(type="str", required=True),
+        content=dict(type="str"),
+        mode=dict(type="str", default="0644"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )),
+    units=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        enabled=dict(type="bool"),
+        started=dict(type="bool"),
+        restart_on=dict(type="list", elements="str"),
+    )),
+    prune=dict(type="list", elements="str", default=[]),
+)
+
+UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".mount")
+
+
+class ServiceFilesError(ValueError):
+    pass
+
+
+def validate(params):
+    """Normalised FILES, UNITS and PRUNE from the task's arguments; every error names the option and the value."""
+    files, seen = [], set()
+    for index, entry in enumerate(params.get("files") or []):
+        where = "files[%d]" % index
+        path = entry["path"]
+        if not path.startswith("/") or posixpath.normpath(path) != path or path == "/":
+            raise ServiceFilesError("%s.path: %r is not an absolute, normalised path to a file" % (where, path))
+        if path in seen:
+            raise ServiceFilesError("%s.path: %r is listed twice" % (where, path))
+        seen.add(path)
+        state = entry.get("state") or "present"
+        if state == "present" and entry.get("content") is None:
+            raise ServiceFilesError("%s.content: a file with state present needs its content (%s)" % (where, path))
+        mode = str(entry.get("mode") or "0644")
+        try:
+            mode_value = int(mode, 8)
+        except ValueError:
+            mode_value = -1
+        if not 0 <= mode_value <= 0o7777:
+            raise ServiceFilesError("%s.mode: %r is not an octal file mode such as '0644'" % (where, mode))
+        files.append({"path": path, "state": state, "mode": mode_value,
+                      "content": entry["content"].encode("utf-8") if state == "present" else None})
+    units = []
+    for index, entry in enumerate(params.get("units") or []):
+        name = entry["name"]
+        if not name or any(c in name for c in "/ \t\n'\"\\$`") or not name.endswith(UNIT_SUFFIXES):
+            raise ServiceFilesError("units[%d].name: %r is not a systemd unit name (such as overlay-gre@tun0.service)" % (index, name))
+        restart_on = entry.get("restart_on")
+        units.append({"name": name, "enabled": entry.get("enabled"), "started": entry.get("started"),
+                      "restart_on": None if restart_on is None else set(restart_on)})
+    prune = []
+    for index, folder in enumerate(params.get("prune") or []):
+        if not folder.startswith("/") or posixpath.normpath(folder) != folder or folder == "/":
+            raise ServiceFilesError("prune[%d]: %r is not an absolute, normalised folder path" % (index, folder))
+        prune.append(folder)
+    return files, units, prune
+
+
+# --- reading -----------------------------------------------------------------------------------------------------
+
+
+def read_script(files, units):
+    """A POSIX shell script printing every file's state and content, whether systemd runs, and every unit's state."""
+    lines = ["if [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi"]
+    for index, entry in enumerate(files):
+        path = shlex.quote(entry["path"])
+        lines.append("if [ -f %s ] && [ ! -L %s ]; then printf 'file %d %%s\\n' \"$(stat -c %%a %s)\"; base64 < %s || exit 1; echo end; "
+                     "elif [ -e %s ] || [ -L %s ]; then echo 'other %d'; else echo 'none %d'; fi"
+                     % (path, path, index, path, path, path, path, index, index))
+    for index, unit in enumerate(units):
+        name = shlex.quote(unit["name"])
+        lines.append("if [ -d /run/systemd/system ]; then printf 'unit %d %%s %%s\\n' \"$(systemctl is-enabled %s 2>/dev/null)\" "
+                     "\"$(systemctl is-active %s 2>/dev/null)\"; fi" % (index, name, name))
+    return "\n".join(lines) + "\n"
+
+
+def parse_read(text, files, units):
+    """The target as read_script printed it: {"systemd": bool, "files": [...], "units": [...]}."""
+    state = {"systemd": False, "files": [None] * len(files), "units": [None] * len(units)}
+    lines = text.splitlines()
+    position = 0
+    while position < len(lines):
+        words = lines[position].split()
+        position += 1
+        if not words:
+            continue
+        if words[0] == "systemd":
+            state["systemd"] = words[1] == "yes"
+        elif words[0] == "file":
+            chunk = []
+            while position < len(lines) and lines[position] != "end":
+                chunk.append(lines[position])
+                position += 1
+            position += 1
+            try:
+                content = base64.b64decode("".join(chunk).encode("ascii"), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ServiceFilesError("could not read %s on the target: %s" % (files[int(words[1])]["path"], exc))
+            state["files"][int(words[1])] = {"kind": "file", "mode": int(words[2], 8), "content": content}
+        elif words[0] in ("other", "none"):
+            state["files"][int(words[1])] = {"kind": words[0]}
+        elif words[0] == "unit":
+            rest = words[2:] + ["", ""]
+            state["units"][int(words[1])] = {"enabled": rest[0], "active": rest[1]}
+    missing = [files[i]["path"] for i, found in enumerate(state["files"]) if found is None]
+    if missing:
+        raise ServiceFilesError("could not read %s on the target (output: %r)" % (", ".join(missing), text[-300:]))
+    return state
+
+
+# --- comparing ---------------------------------------------------------------------------------------------------
+
+
+def plan(files, units, prune, live):
+    """What to do: {"files": [(action, entry)], "units": [(action, name)], "reload": bool, "prune": [...]}.
+
+    A file is written when it is missing or its content differs, chmod'ed when only its mode differs, removed when
+    it should be absent; a path that is there but is not a regular file is an error (nothing is replaced blindly).
+    Units act only where systemd runs; a unit that should run is restarted when a file of the task changed (any file,
+    or one of its restart_on paths).
+    """
+    steps = []
+    for entry, current in zip(files, live["files"]):
+        if current["kind"] == "other":
+            raise ServiceFilesError("%s is there but is not a regular file; move it away, then run again" % entry["path"])
+        if entry["state"] == "absent":
+            if current["kind"] == "file":
+                steps.append(("remove", entry))
+        elif current["kind"] == "none" or current["content"] != entry["content"]:
+            steps.append(("write", entry))
+        elif current["mode"] != entry["mode"]:
+            steps.append(("chmod", entry))
+    changed_files = [entry["path"] for action, entry in steps if action in ("write", "remove")]
+    unit_steps = []
+    reload_units = False
+    if live["systemd"]:
+        reload_units = any("/systemd/" in path for path in changed_files)
+        for unit, current in zip(units, live["units"]):
+            enabled = (current or {}).get("enabled", "")
+            active = (current or {}).get("active", "")
+            if unit["enabled"] is True and enabled not in ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated"):
+                unit_steps.append(("enable", unit["name"]))
+            elif unit["enabled"] is False and enabled in ("enabled", "enabled-runtime"):
+                unit_steps.append(("disable", unit["name"]))
+            if unit["started"] is True:
+                if active not in ("active", "activating", "reloading"):
+                    unit_steps.append(("start", unit["name"]))
+                elif [path for path in changed_files if unit["restart_on"] is None or path in unit["restart_on"]]:
+                    unit_steps.append(("restart", unit["name"]))
+            elif unit["started"] is False and active in ("active", "activating", "reloading"):
+                unit_steps.append(("stop", unit["name"]))
+    # stopping and disabling go before the files of the units go away
+    unit_steps.sort(key=lambda step: 0 if step[0] in ("stop", "disable") else 1)
+    return {"files": steps, "units": unit_steps, "reload": reload_units, "prune": list(prune)}
+
+
+def is_changed(steps):
+    return bool(steps["files"] or steps["units"])
+
+
+def write_script(steps):
+    """The one shell run that applies STEPS, printing each action as it completes; it stops at the first failure."""
+    early = [("systemctl %s %s" % (action, shlex.quote(name)), "%s: %s" % (action, name))
+             for action, name in steps["units"] if action in ("stop", "disable")]
+    late = [("systemctl %s %s" % (action, shlex.quote(name)), "%s: %s" % (action, name))
+            for action, name in steps["units"] if action not in ("stop", "disable")]
+    lines = ["set -e", "umask 022"]
+    for command, label in early:
+        lines.append("%s\necho %s" % (command, shlex.quote(label)))
+    for action, entry in steps["files"]:
+        path = shlex.quote(entry["path"])
+        mode = "%04o" % entry["mode"]
+        if action == "write":
+            tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp")
+            encoded = base64.b64encode(entry["content"]).decode("ascii")
+            lines.append("mkdir -p %s" % shlex.quote(posixpath.dirname(entry["path"])))
+            lines.append("printf '%%s' '%s' | base64 -d > %s\nchmod %s %s\nmv -f %s %s\necho %s"
+                         % (encoded, tmp, mode, tmp, tmp, path, shlex.quote("write: " + entry["path"])))
+        elif action == "chmod":
+            lines.append("chmod %s %s\necho %s" % (mode, path, shlex.quote("chmod: " + entry["path"])))
+        else:
+            lines.append("rm -f %s\necho %s" % (path, shlex.quote("remove: " + entry["path"])))
+    if steps["reload"]:
+        lines.append("systemctl daemon-reload\necho 'reload: systemd'")
+    for command, label in late:
+        lines.append("%s\necho %s" % (command, shlex.quote(label)))
+    for folder in steps["prune"]:
+        lines.append("rmdir %s 2>/dev/null && echo %s || true" % (shlex.quote(folder), shlex.quote("prune: " + folder)))
+    return "\n".join(lines) + "\n"
+
+
+DONE_WORDS = ("write", "chmod", "remove", "reload", "prune", "stop", "disable", "enable", "start", "restart")
+
+
+def done_lines(stdout):
+    return [line for line in stdout.splitlines() if line.split(":", 1)[0] in DONE_WORDS]
+
+
+# --- reporting ---------------------------------------------------------------------------------------------------
+
+
+def _text(content):
+    return content.decode("utf-8", "replace") if content is not None else ""
+
+
+def diff(files, live, steps):
+    """One Ansible diff per file that changes."""
+    out = []
+    for action, entry in steps["files"]:
+        current = live["files"][files.index(entry)]
+        before = _text(current.get("content")) if current["kind"] == "file" else ""
+        after = _text(entry["content"]) if action != "remove" else ""
+        if action == "chmod":
+            before, after = "mode %04o\n" % current["mode"], "mode %04o\n" % entry["mode"]
+        out.append({"before": before, "after": after,
+                    "before_header": "%s (%s)" % (entry["path"], "absent" if current["kind"] == "none" else "before"),
+                    "after_header": "%s (%s)" % (entry["path"], "absent" if action == "remove" else "after")})
+    for action, name in steps["units"]:
+        out.append({"before": "", "after": "", "prepared": "systemctl %s %s" % (action, name)})
+    return out
+
+
+def summary(steps):
+    """The result's lists: what was (or would be) done to each file and unit."""
+    return {
+        "files": dict((entry["path"], {"write": "written", "chmod": "mode changed", "remove": "removed"}[action])
+                      for action, entry in steps["files"]),
+        "units": ["%s %s" % (action, name) for action, name in steps["units"]],
+    }

@@ -1,0 +1,81 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decisions of overlay.gre.service_files where systemd runs (the lab has none): units, reloads, order."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+
+from ansible_collections.overlay.gre.plugins.module_utils import _service_files as sf
+
+UNIT_FILE = {"path": "/etc/systemd/system/x@.service", "content": "[Service]\n", "mode": "0644"}
+SCRIPT = {"path": "/etc/x/a.sh", "content": "echo a\n", "mode": "0755"}
+
+
+def live_of(files, systemd=True, units=(), contents=None):
+    contents = contents or {}
+    out = ["systemd %s" % ("yes" if systemd else "no")]
+    for index, entry in enumerate(files):
+        if entry["path"] in contents:
+            out += ["file %d %s" % (index, entry["mode"][1:]), base64.b64encode(contents[entry["path"]]).decode(), "end"]
+        else:
+            out.append("none %d" % index)
+    for index, (enabled, active) in enumerate(units):
+        out.append("unit %d %s %s" % (index, enabled, active))
+    return "\n".join(out) + "\n"
+
+
+def decide(params, read_text):
+    files, units, prune = sf.validate(params)
+    return sf.plan(files, units, prune, sf.parse_read(read_text, files, units))
+
+
+def test_a_new_unit_file_reloads_systemd_then_enables_and_starts():
+    params = {"files": [UNIT_FILE, SCRIPT], "units": [{"name": "x@a.service", "enabled": True, "started": True}]}
+    steps = decide(params, live_of([UNIT_FILE, SCRIPT], units=[("disabled", "inactive")]))
+    assert steps["reload"] is True
+    assert steps["units"] == [("enable", "x@a.service"), ("start", "x@a.service")]
+    script = sf.write_script(steps)
+    assert script.index("systemctl daemon-reload") < script.index("systemctl enable x@a.service")
+
+
+def test_a_running_unit_restarts_when_a_file_changed_and_not_otherwise():
+    params = {"files": [SCRIPT], "units": [{"name": "x@a.service", "enabled": True, "started": True}]}
+    changed = decide(params, live_of([SCRIPT], units=[("enabled", "active")], contents={"/etc/x/a.sh": b"echo old\n"}))
+    assert changed["units"] == [("restart", "x@a.service")] and changed["reload"] is False
+    same = decide(params, live_of([SCRIPT], units=[("enabled", "active")], contents={"/etc/x/a.sh": b"echo a\n"}))
+    assert not sf.is_changed(same)
+
+
+def test_stop_and_disable_come_before_the_files_go():
+    params = {"files": [dict(UNIT_FILE, state="absent")], "units": [{"name": "x@a.service", "enabled": False, "started": False}]}
+    steps = decide(params, live_of([UNIT_FILE], units=[("enabled", "active")], contents={UNIT_FILE["path"]: b"[Service]\n"}))
+    script = sf.write_script(steps)
+    assert script.index("systemctl stop") < script.index("rm -f /etc/systemd/system/x@.service") < script.index("daemon-reload")
+
+
+def test_without_systemd_units_are_left_alone():
+    params = {"files": [SCRIPT], "units": [{"name": "x@a.service", "enabled": True, "started": True}]}
+    steps = decide(params, live_of([SCRIPT], systemd=False))
+    assert steps["units"] == [] and steps["files"][0][0] == "write"
+
+
+def test_the_write_script_writes_exact_bytes(tmp_path):
+    content = "line 'quoted' $HOME `x`\n\u00e9\n"
+    entry = {"path": str(tmp_path / "d" / "f.txt"), "content": content, "mode": "0600"}
+    steps = decide({"files": [entry]}, live_of([entry], systemd=False))
+    subprocess.run(["sh", "-c", sf.write_script(steps)], check=True, capture_output=True)
+    assert (tmp_path / "d" / "f.txt").read_text(encoding="utf-8") == content
+    read = subprocess.run(["sh", "-c", sf.read_script(*sf.validate({"files": [entry]})[:2])], check=True, capture_output=True, text=True)
+    files, units, prune = sf.validate({"files": [entry]})
+    assert not sf.is_changed(sf.plan(files, units, prune, sf.parse_read(read.stdout, files, units)))
+
+
+def test_restart_on_limits_what_restarts_a_unit():
+    conf = {"path": "/etc/x/a.json", "content": "{}\n", "mode": "0644"}
+    params = {"files": [SCRIPT, conf], "units": [{"name": "x@a.service", "started": True, "restart_on": ["/etc/x/a.json"]}]}
+    other_changed = decide(params, live_of([SCRIPT, conf], units=[("enabled", "active")], contents={"/etc/x/a.json": b"{}\n"}))
+    assert other_changed["files"][0][0] == "write" and other_changed["units"] == []
+    own_changed = decide(params, live_of([SCRIPT, conf], units=[("enabled", "active")], contents={"/etc/x/a.sh": b"echo a\n"}))
+    assert own_changed["units"] == [("restart", "x@a.service")]
