@@ -195,7 +195,7 @@ def write_script(steps):
         path = shlex.quote(entry["path"])
         mode = "%04o" % entry["mode"]
         if action == "write":
-            tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp")
+            tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp") + ".$$"  # this shell's own, should two runs write at once
             encoded = base64.b64encode(entry["content"]).decode("ascii")
             lines.append("mkdir -p %s" % shlex.quote(posixpath.dirname(entry["path"])))
             lines.append("printf '%%s' '%s' | base64 -d > %s\nchmod %s %s\nmv -f %s %s\necho %s"

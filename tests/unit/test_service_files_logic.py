@@ -79,3 +79,14 @@ def test_restart_on_limits_what_restarts_a_unit():
     assert other_changed["files"][0][0] == "write" and other_changed["units"] == []
     own_changed = decide(params, live_of([SCRIPT, conf], units=[("enabled", "active")], contents={"/etc/x/a.sh": b"echo a\n"}))
     assert own_changed["units"] == [("restart", "x@a.service")]
+
+
+def test_two_runs_writing_the_same_file_at_once_both_succeed(tmp_path):
+    """Hosts that share a filesystem (the lab's routers share /usr/local/sbin) may write one file at the same moment."""
+    entry = {"path": str(tmp_path / "sbin" / "tool"), "content": "x" * 20000 + "\n", "mode": "0755"}
+    script = sf.write_script(decide({"files": [entry]}, live_of([entry], systemd=False)))
+    for _round in range(10):
+        runs = [subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _run in range(4)]
+        assert [run.wait() for run in runs] == [0, 0, 0, 0], [run.stderr.read() for run in runs]
+    assert (tmp_path / "sbin" / "tool").read_text() == entry["content"]
+    assert sorted(p.name for p in (tmp_path / "sbin").iterdir()) == ["tool"]
