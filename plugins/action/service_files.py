@@ -11,7 +11,8 @@ import shlex
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.overlay.gre.plugins.module_utils._service_files import (
-    ARGUMENT_SPEC, ServiceFilesError, diff, done_lines, is_changed, parse_read, plan, read_script, summary, validate, write_script)
+    ARGUMENT_SPEC, ServiceFilesError, diff, done_lines, is_changed, parse_read, plan, read_script, step_labels, summary, validate,
+    write_script)
 
 
 class ActionModule(ActionBase):
@@ -43,8 +44,12 @@ class ActionModule(ActionBase):
         run = self._shell_run(write_script(steps))
         result["done"] = done_lines(run["stdout"])
         if run["rc"] != 0:
-            result.update(failed=True, msg="stopped after %d of the changes (%s): %s; run again once that is mended"
-                          % (len(result["done"]), ", ".join(result["done"]) or "none done", (run["stderr"] or run["stdout"]).strip()))
+            # a file already written is not written again by the next run, so say what is still to do by hand
+            pending = [label for label in step_labels(steps) if label not in result["done"]]
+            result.update(failed=True, msg="stopped after %d of the changes (%s): %s. Not done: %s. Mend the cause, then run again; "
+                          "a reload or restart listed as not done is not retried for files already written (run it by hand)"
+                          % (len(result["done"]), ", ".join(result["done"]) or "none done", (run["stderr"] or run["stdout"]).strip(),
+                             ", ".join(pending) or "nothing"))
         return result
 
     def _shell_run(self, script):

@@ -22,7 +22,7 @@ ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", default=[], options=dict(
         path=dict(type="str", required=True),
         content=dict(type="str"),
-        mode=dict(type="str", default="0644"),
+        mode=dict(type="raw", default="0644"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )),
     units=dict(type="list", elements="dict", default=[], options=dict(
@@ -55,11 +55,16 @@ def validate(params):
         state = entry.get("state") or "present"
         if state == "present" and entry.get("content") is None:
             raise ServiceFilesError("%s.content: a file with state present needs its content (%s)" % (where, path))
-        mode = str(entry.get("mode") or "0644")
-        try:
-            mode_value = int(mode, 8)
-        except ValueError:
-            mode_value = -1
+        mode = entry.get("mode")
+        if mode is None:
+            mode = "0644"
+        if isinstance(mode, int) and not isinstance(mode, bool):
+            mode_value = mode  # YAML read an unquoted 0644 as the octal number it is
+        else:
+            try:
+                mode_value = int(str(mode), 8)
+            except ValueError:
+                mode_value = -1
         if not 0 <= mode_value <= 0o7777:
             raise ServiceFilesError("%s.mode: %r is not an octal file mode such as '0644'" % (where, mode))
         files.append({"path": path, "state": state, "mode": mode_value,
@@ -93,7 +98,7 @@ def read_script(files, units):
                      % (path, path, index, path, path, path, path, index, index))
     for index, unit in enumerate(units):
         name = shlex.quote(unit["name"])
-        lines.append("if [ -d /run/systemd/system ]; then printf 'unit %d %%s %%s\\n' \"$(systemctl is-enabled %s 2>/dev/null)\" "
+        lines.append("if [ -d /run/systemd/system ]; then printf 'unit %d %%s|%%s\\n' \"$(systemctl is-enabled %s 2>/dev/null)\" "
                      "\"$(systemctl is-active %s 2>/dev/null)\"; fi" % (index, name, name))
     return "\n".join(lines) + "\n"
 
@@ -124,8 +129,10 @@ def parse_read(text, files, units):
         elif words[0] in ("other", "none"):
             state["files"][int(words[1])] = {"kind": words[0]}
         elif words[0] == "unit":
-            rest = words[2:] + ["", ""]
-            state["units"][int(words[1])] = {"enabled": rest[0], "active": rest[1]}
+            # "unit N ENABLED|ACTIVE": either may be empty (a unit whose file is gone)
+            fields = lines[position - 1].split(" ", 2)
+            enabled, active = (fields[2].split("|", 1) + [""])[:2] if len(fields) > 2 else ("", "")
+            state["units"][int(words[1])] = {"enabled": enabled.strip(), "active": active.strip()}
     missing = [files[i]["path"] for i, found in enumerate(state["files"]) if found is None]
     if missing:
         raise ServiceFilesError("could not read %s on the target (output: %r)" % (", ".join(missing), text[-300:]))
@@ -198,8 +205,8 @@ def write_script(steps):
             tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp") + ".$$"  # this shell's own, should two runs write at once
             encoded = base64.b64encode(entry["content"]).decode("ascii")
             lines.append("mkdir -p %s" % shlex.quote(posixpath.dirname(entry["path"])))
-            lines.append("printf '%%s' '%s' | base64 -d > %s\nchmod %s %s\nmv -f %s %s\necho %s"
-                         % (encoded, tmp, mode, tmp, tmp, path, shlex.quote("write: " + entry["path"])))
+            lines.append("{ printf '%%s' '%s' | base64 -d > %s && chmod %s %s && mv -f %s %s; } || { rm -f %s; exit 1; }\necho %s"
+                         % (encoded, tmp, mode, tmp, tmp, path, tmp, shlex.quote("write: " + entry["path"])))
         elif action == "chmod":
             lines.append("chmod %s %s\necho %s" % (mode, path, shlex.quote("chmod: " + entry["path"])))
         else:
@@ -211,6 +218,14 @@ def write_script(steps):
     for folder in steps["prune"]:
         lines.append("rmdir %s 2>/dev/null && echo %s || true" % (shlex.quote(folder), shlex.quote("prune: " + folder)))
     return "\n".join(lines) + "\n"
+
+
+def step_labels(steps):
+    """Every step of STEPS as write_script reports it once done ("write: PATH", "restart: UNIT", ...), in order."""
+    early = ["%s: %s" % (action, name) for action, name in steps["units"] if action in ("stop", "disable")]
+    late = ["%s: %s" % (action, name) for action, name in steps["units"] if action not in ("stop", "disable")]
+    files = ["%s: %s" % (action, entry["path"]) for action, entry in steps["files"]]
+    return early + files + (["reload: systemd"] if steps["reload"] else []) + late
 
 
 DONE_WORDS = ("write", "chmod", "remove", "reload", "prune", "stop", "disable", "enable", "start", "restart")

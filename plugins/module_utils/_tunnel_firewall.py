@@ -172,7 +172,10 @@ class Reflection(object):
                 return
             raise FirewallInputError("reflect_keepalives: the tunnel %s does not exist (%s is missing), so its accept_local and "
                                      "rp_filter cannot be set; create the tunnel first (overlay.gre.gre_tunnel)" % (self.tunnel, self.folder))
-        self.before = dict((name, read_int(os.path.join(self.folder, name))) for name in self.wanted)
+        try:
+            self.before = dict((name, read_int(os.path.join(self.folder, name))) for name in self.wanted)
+        except (IOError, OSError, ValueError) as exc:
+            raise FirewallInputError("reflect_keepalives: could not read the tunnel %s's settings in %s: %s" % (self.tunnel, self.folder, exc))
 
     @property
     def changes(self):

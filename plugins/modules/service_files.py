@@ -38,8 +38,8 @@ options:
         description: The whole content of the file (text). Required with O(files[].state=present).
         type: str
       mode:
-        description: The file's permissions, in octal.
-        type: str
+        description: The file's permissions, in octal (quote it, V("0644"); an unquoted C(0644) that YAML read as a number is taken as that number).
+        type: raw
         default: "0644"
       state:
         description: V(present) writes the file, V(absent) removes it.

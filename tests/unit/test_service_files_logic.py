@@ -22,7 +22,7 @@ def live_of(files, systemd=True, units=(), contents=None):
         else:
             out.append("none %d" % index)
     for index, (enabled, active) in enumerate(units):
-        out.append("unit %d %s %s" % (index, enabled, active))
+        out.append("unit %d %s|%s" % (index, enabled, active))
     return "\n".join(out) + "\n"
 
 
@@ -90,3 +90,30 @@ def test_two_runs_writing_the_same_file_at_once_both_succeed(tmp_path):
         assert [run.wait() for run in runs] == [0, 0, 0, 0], [run.stderr.read() for run in runs]
     assert (tmp_path / "sbin" / "tool").read_text() == entry["content"]
     assert sorted(p.name for p in (tmp_path / "sbin").iterdir()) == ["tool"]
+
+
+def test_a_unit_with_an_empty_state_field_is_read_right():
+    """is-enabled prints nothing for a unit whose file is gone; is-active still says it runs: it must be stopped."""
+    params = {"units": [{"name": "x@a.service", "enabled": False, "started": False}]}
+    files, units, prune = sf.validate(params)
+    live = sf.parse_read("systemd yes\nunit 0 |active\n", files, units)
+    assert live["units"] == [{"enabled": "", "active": "active"}]
+    assert sf.plan(files, units, prune, live)["units"] == [("stop", "x@a.service")]
+
+
+def test_an_unquoted_yaml_mode_is_the_number_yaml_read():
+    files = sf.validate({"files": [{"path": "/etc/x", "content": "x", "mode": 0o644}, {"path": "/etc/y", "content": "y", "mode": "0755"}]})[0]
+    assert [entry["mode"] for entry in files] == [0o644, 0o755]
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "d" / "f"
+    entry = {"path": str(target), "content": "new\n", "mode": "0644"}
+    steps = decide({"files": [entry]}, live_of([entry], systemd=False))
+    (tmp_path / "d").mkdir()
+    target.mkdir()  # a folder where the file goes: mv puts the temporary file inside it
+    (target / "blocker").mkdir()
+    script = sf.write_script(steps).replace("mv -f", "mv -T -f")  # GNU mv refuses to replace a folder with -T
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f"]
