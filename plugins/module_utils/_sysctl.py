@@ -315,7 +315,7 @@ def write_int(path, value):
         handle.write("%d\n" % value)
 
 
-def _why(exc):
+def os_error_text(exc):
     if exc.errno == errno.EROFS:
         return "/proc/sys is mounted read-only (as in most containers: set it from the host or the container runtime, e.g. `--sysctl`)"
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -323,12 +323,23 @@ def _why(exc):
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
+def restore_values(saved):
+    """Write back SAVED, a list of (path, value); returns the paths that could not be restored."""
+    failed = []
+    for path, value in saved:
+        try:
+            write_int(path, value)
+        except (OSError, IOError):
+            failed.append(path)
+    return failed
+
+
 def probe_writable(path):
     """Raise SysctlError unless PATH can be opened for writing; opening a sysctl without writing changes nothing."""
     try:
         fd = os.open(path, os.O_WRONLY)
     except OSError as exc:
-        raise SysctlError("cannot change %s: %s" % (path, _why(exc)))
+        raise SysctlError("cannot change %s: %s" % (path, os_error_text(exc)))
     os.close(fd)
 
 
@@ -467,7 +478,7 @@ class IpForward(object):
         try:
             fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
         except OSError as exc:
-            raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, _why(exc)))
+            raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, os_error_text(exc)))
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(self.new_text.encode("utf-8", errors="surrogateescape"))
@@ -503,17 +514,6 @@ class IpForward(object):
                 pass
         return saved
 
-    @staticmethod
-    def _restore(saved):
-        """Write back the saved values; returns the paths that could not be restored."""
-        failed = []
-        for path, value in saved:
-            try:
-                write_int(path, value)
-            except (OSError, IOError):
-                failed.append(path)
-        return failed
-
     def apply(self):
         tmp = self._prepare_file() if self.new_text is not None else None
         saved = []
@@ -524,23 +524,23 @@ class IpForward(object):
                 try:
                     write_int(path, self.wanted[key])
                 except (OSError, IOError) as exc:
-                    raise SysctlError("cannot change %s: %s" % (path, _why(exc) if isinstance(exc, OSError) else exc))
+                    raise SysctlError("cannot change %s: %s" % (path, os_error_text(exc) if isinstance(exc, OSError) else exc))
             if tmp:
                 try:
                     replace_file(tmp, self._write_target())
                 except OSError as exc:
-                    raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, _why(exc)))
+                    raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, os_error_text(exc)))
                 tmp = None
             elif self.remove_file:
                 try:
                     remove_file(self.sysctl_file)
                 except OSError as exc:
-                    raise SysctlError("cannot remove sysctl_file %s: %s" % (self.sysctl_file, _why(exc)))
+                    raise SysctlError("cannot remove sysctl_file %s: %s" % (self.sysctl_file, os_error_text(exc)))
         except SysctlError as exc:
             if tmp:
                 _unlink(tmp)
             if saved:
-                failed = self._restore(saved)
+                failed = restore_values(saved)
                 if failed:
                     raise SysctlError("%s; putting the live values back failed too for %s, check them by hand" % (exc, ", ".join(failed)))
                 raise SysctlError("%s; the live values changed before it were put back (%s)"

@@ -27,7 +27,7 @@ import os
 import shlex
 
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import COLLECTION_TAG, ChainSpec
-from ansible_collections.overlay.gre.plugins.module_utils._sysctl import PROC_SYS, read_int, write_int
+from ansible_collections.overlay.gre.plugins.module_utils._sysctl import PROC_SYS, read_int, os_error_text, restore_values, write_int
 
 GRE_DROP_CHAIN = "OGRE-GRE-DROP"
 IN_PREFIX, FWD_PREFIX, MSS_PREFIX = "OGRE-IN-", "OGRE-FWD-", "OGRE-MSS-"
@@ -195,20 +195,17 @@ class Reflection(object):
                 write_int(os.path.join(self.folder, name), value)
                 done.append(name)
         except (IOError, OSError) as exc:
-            self.undo(done)
-            raise FirewallInputError("reflect_keepalives: could not set %s to %s: %s; nothing was changed"
-                                     % (self.key(name), value, os.strerror(exc.errno) if exc.errno else exc))
+            failed = self.undo(done)
+            raise FirewallInputError("reflect_keepalives: could not set %s to %s: %s; %s"
+                                     % (self.key(name), value, os_error_text(exc), _undo_text(failed)))
         return done
 
     def undo(self, names):
-        for name in names:
-            try:
-                write_int(os.path.join(self.folder, name), self.before[name])
-            except (IOError, OSError, TypeError):
-                pass
+        """Put back the values NAMES had before; returns the paths that could not be put back."""
+        return restore_values([(os.path.join(self.folder, name), self.before[name]) for name in names])
 
     def diff_lines(self, after):
-        values = dict((name, self.wanted[name]) for name in self.wanted) if after else self.before
+        values = self.wanted if after else self.before
         return ["%s = %s" % (self.key(name), "(no such interface)" if values.get(name) is None else values[name])
                 for name in self.wanted]
 
@@ -216,3 +213,9 @@ class Reflection(object):
         """Boot lines that set the two settings once the tunnel exists (the boot script makes it first)."""
         return ["echo %d > %s" % (value, shlex.quote(os.path.join(PROC_SYS, "net", "ipv4", "conf", self.tunnel, name)))
                 for name, value in self.wanted.items()]
+
+
+def _undo_text(failed):
+    if failed:
+        return "putting back what was set before failed for %s: check those by hand" % ", ".join(failed)
+    return "nothing was changed"

@@ -194,8 +194,11 @@ def main():
             try:
                 if result.changed:
                     iptables.restore(result.restore_payload())
-            except IptablesError:
-                reflection.undo(done)
+            except IptablesError as exc:
+                failed = reflection.undo(done)
+                if failed:
+                    raise IptablesError("%s; putting back the tunnel's settings failed too for %s: check those by hand"
+                                        % (exc, ", ".join(failed)))
                 raise
     except (FirewallInputError, IptablesError) as exc:
         module.fail_json(msg=str(exc))
