@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
         if not result["changed"] or self._task.check_mode:
             return result
         run = self._shell_run(write_script(steps))
-        result["done"] = done_lines(run["stdout"])
+        result["done"] = done_lines(run["stdout"], steps)
         if run["rc"] != 0:
             # a file already written is not written again by the next run, so say what is still to do by hand
             pending = [label for label in step_labels(steps) if label not in result["done"]]

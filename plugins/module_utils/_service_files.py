@@ -189,50 +189,53 @@ def is_changed(steps):
     return bool(steps["files"] or steps["units"])
 
 
-def write_script(steps):
-    """The one shell run that applies STEPS, printing each action as it completes; it stops at the first failure."""
-    early = [("systemctl %s %s" % (action, shlex.quote(name)), "%s: %s" % (action, name))
-             for action, name in steps["units"] if action in ("stop", "disable")]
-    late = [("systemctl %s %s" % (action, shlex.quote(name)), "%s: %s" % (action, name))
-            for action, name in steps["units"] if action not in ("stop", "disable")]
-    lines = ["set -e", "umask 022"]
-    for command, label in early:
-        lines.append("%s\necho %s" % (command, shlex.quote(label)))
+def _commands(steps):
+    """[(shell, label)] in the order they run: stops and disables, the files, the reload, the other unit actions.
+
+    Each shell line echoes its label once done (a prune only when the folder was empty).
+    """
+    def unit_commands(stopping):
+        return [("systemctl %s %s\necho %s" % (action, shlex.quote(name), shlex.quote("%s: %s" % (action, name))), "%s: %s" % (action, name))
+                for action, name in steps["units"] if (action in ("stop", "disable")) == stopping]
+
+    out = unit_commands(stopping=True)
     for action, entry in steps["files"]:
         path = shlex.quote(entry["path"])
         mode = "%04o" % entry["mode"]
+        label = "%s: %s" % (action, entry["path"])
         if action == "write":
             tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp") + ".$$"  # this shell's own, should two runs write at once
             encoded = base64.b64encode(entry["content"]).decode("ascii")
-            lines.append("mkdir -p %s" % shlex.quote(posixpath.dirname(entry["path"])))
-            lines.append("{ printf '%%s' '%s' | base64 -d > %s && chmod %s %s && mv -f %s %s; } || { rm -f %s; exit 1; }\necho %s"
-                         % (encoded, tmp, mode, tmp, tmp, path, tmp, shlex.quote("write: " + entry["path"])))
+            shell = ("mkdir -p %s\n{ printf '%%s' '%s' | base64 -d > %s && chmod %s %s && mv -f %s %s; } || { rm -f %s; exit 1; }"
+                     % (shlex.quote(posixpath.dirname(entry["path"])), encoded, tmp, mode, tmp, tmp, path, tmp))
         elif action == "chmod":
-            lines.append("chmod %s %s\necho %s" % (mode, path, shlex.quote("chmod: " + entry["path"])))
+            shell = "chmod %s %s" % (mode, path)
         else:
-            lines.append("rm -f %s\necho %s" % (path, shlex.quote("remove: " + entry["path"])))
+            shell = "rm -f %s" % path
+        out.append(("%s\necho %s" % (shell, shlex.quote(label)), label))
     if steps["reload"]:
-        lines.append("systemctl daemon-reload\necho 'reload: systemd'")
-    for command, label in late:
-        lines.append("%s\necho %s" % (command, shlex.quote(label)))
+        out.append(("systemctl daemon-reload\necho 'reload: systemd'", "reload: systemd"))
+    out.extend(unit_commands(stopping=False))
     for folder in steps["prune"]:
-        lines.append("rmdir %s 2>/dev/null && echo %s || true" % (shlex.quote(folder), shlex.quote("prune: " + folder)))
-    return "\n".join(lines) + "\n"
+        label = "prune: " + folder
+        out.append(("rmdir %s 2>/dev/null && echo %s || true" % (shlex.quote(folder), shlex.quote(label)), label))
+    return out
+
+
+def write_script(steps):
+    """The one shell run that applies STEPS, printing each action as it completes; it stops at the first failure."""
+    return "\n".join(["set -e", "umask 022"] + [shell for shell, label in _commands(steps)]) + "\n"
 
 
 def step_labels(steps):
-    """Every step of STEPS as write_script reports it once done ("write: PATH", "restart: UNIT", ...), in order."""
-    early = ["%s: %s" % (action, name) for action, name in steps["units"] if action in ("stop", "disable")]
-    late = ["%s: %s" % (action, name) for action, name in steps["units"] if action not in ("stop", "disable")]
-    files = ["%s: %s" % (action, entry["path"]) for action, entry in steps["files"]]
-    return early + files + (["reload: systemd"] if steps["reload"] else []) + late
+    """Every change of STEPS as write_script reports it once done ("write: PATH", "restart: UNIT", ...), in order."""
+    return [label for shell, label in _commands(steps) if not label.startswith("prune: ")]
 
 
-DONE_WORDS = ("write", "chmod", "remove", "reload", "prune", "stop", "disable", "enable", "start", "restart")
-
-
-def done_lines(stdout):
-    return [line for line in stdout.splitlines() if line.split(":", 1)[0] in DONE_WORDS]
+def done_lines(stdout, steps):
+    """The lines of write_script's output that report a step of STEPS done."""
+    labels = set(label for shell, label in _commands(steps))
+    return [line for line in stdout.splitlines() if line in labels]
 
 
 # --- reporting ---------------------------------------------------------------------------------------------------
@@ -245,8 +248,9 @@ def _text(content):
 def diff(files, live, steps):
     """One Ansible diff per file that changes."""
     out = []
+    current_of = dict((entry["path"], current) for entry, current in zip(files, live["files"]))
     for action, entry in steps["files"]:
-        current = live["files"][files.index(entry)]
+        current = current_of[entry["path"]]
         before = _text(current.get("content")) if current["kind"] == "file" else ""
         after = _text(entry["content"]) if action != "remove" else ""
         if action == "chmod":
