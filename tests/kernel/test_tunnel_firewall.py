@@ -9,11 +9,12 @@ import subprocess
 
 import pytest
 
-from support.lab import iptables_backend_runs, ping, run_module, run_module_direct, sh
+from support.lab import ping, run_module, run_module_direct, sh
 
+pytestmark = pytest.mark.lab
 
-# the host kernel runs both backends (asserted in test_nat_masquerade.py's test_backends_under_test)
-BACKENDS = [backend for backend in ("legacy", "nft") if iptables_backend_runs(backend)]
+# both backends, on the host and in the lab (that both run is asserted in test_nat_masquerade.py)
+BACKENDS = ("legacy", "nft")
 
 
 def save(netns, backend):

@@ -256,8 +256,8 @@ def kernel_can_gre():
 
 
 def iptables_backend_runs(backend):
-    """Can this kernel load a rule through this iptables backend? (iptables-nft-save succeeds even where it cannot:
-    the lab's UML kernel has no nf_tables.)"""
+    """Can this kernel load a rule through this iptables backend? (iptables-nft-save succeeds even where it cannot,
+    as in a kernel without nf_tables for IPv4.)"""
     name = new_netns_name("probe")
     try:
         netns_add(name)
