@@ -41,6 +41,7 @@ def test_guest_writes_reach_only_the_results_folder(tmp_path, host_files):
     if os.geteuid() != 0:
         pytest.fail("lab/run needs root", pytrace=False)
     before = snapshot(host_files)
+    mode = os.stat(host_files / "keep.txt").st_mode & 0o777
     results = tmp_path / "results"
     in_checkout = os.path.join(ROOT, "tests", "output", "lab-isolation-probe-%d" % os.getpid())
     job = """
@@ -57,13 +58,18 @@ def test_guest_writes_reach_only_the_results_folder(tmp_path, host_files):
         cat "$h/new.txt" > %(results)s/from-guest.txt
         grep ' / overlay ' /proc/mounts > %(results)s/root-mount.txt
     """ % {"host": host_files, "in_checkout": in_checkout, "results": results}
-    proc = subprocess.run([LAB_RUN, "--uml", "--results", str(results), "--", "sh", "-e", "-c", job],
-                          capture_output=True, text=True, check=False, cwd=ROOT)
+    try:
+        proc = subprocess.run([LAB_RUN, "--uml", "--results", str(results), "--", "sh", "-e", "-c", job],
+                              capture_output=True, text=True, check=False, cwd=ROOT)
+        leaked = os.path.exists(in_checkout)
+    finally:
+        if os.path.exists(in_checkout):
+            os.unlink(in_checkout)
     assert proc.returncode == 0, "the guest's job failed: %s%s" % (proc.stdout, proc.stderr)
     # the guest saw its own writes, on an overlay root ...
     assert (results / "from-guest.txt").read_text(encoding="utf-8") == "guest\n"
     assert (results / "root-mount.txt").read_text(encoding="utf-8").startswith("overlay / overlay ")
     # ... and the host saw none of them
     assert snapshot(host_files) == before
-    assert os.stat(host_files / "keep.txt").st_mode & 0o777 != 0
-    assert not os.path.exists(in_checkout)
+    assert os.stat(host_files / "keep.txt").st_mode & 0o777 == mode
+    assert not leaked

@@ -57,7 +57,7 @@ def test_auto_follows_the_iptables_command(sbin, system):
 
 
 def test_auto_uses_the_iptables_command_even_when_save_points_elsewhere(sbin):
-    # the lab's guest: iptables -> legacy, but iptables-save/-restore still -> nft
+    # a machine whose iptables alternative points at legacy while iptables-save/-restore still point at nft
     for backend in ("nft", "legacy"):
         for suffix in ("", "-save", "-restore"):
             sbin("iptables-%s%s" % (backend, suffix), "xtables-%s-multi" % backend)
