@@ -7,7 +7,7 @@
 """The logic of overlay.gre.gre_tunnel: validate, read the kernel once, compare, plan ip commands, apply them.
 
 The live state is read through rtnetlink, in this process: one dump each of the links, the addresses and the main
-table's routes (see read_kernel). Every change is one ``ip -batch -`` run of exactly the commands the module reports.
+table's routes (see _rtnetlink.read). Every change is one ``ip -batch -`` run of exactly the commands the module reports.
 Measured in the lab's kernel on 1,000 tunnels, these dumps take about a tenth of what ``ip -d -j`` took to print the
 same state and Python to parse it, and ``ip -batch`` creates tunnels about twice as fast as pyroute2 (see
 bench/README.md). pyroute2 is not used: its dumps of the same links were 3 to 9 times slower than ``ip -d -j``.
@@ -15,15 +15,12 @@ bench/README.md). pyroute2 is not used: its dumps of the same links were 3 to 9 
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import json
-import os
 import re
 import shlex
-import socket
-import struct
 
+from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
 from ansible_collections.overlay.gre.plugins.module_utils._diff import DifferenceTracker
 
 MANAGED_ALIAS = "overlay.gre.gre_tunnel"
@@ -385,253 +382,6 @@ def _route_dest(route):
     return dst if "/" in dst else dst + "/32"
 
 
-# --- reading the kernel through rtnetlink ---------------------------------------------------------------------
-#
-# The live state is read through one rtnetlink socket: a dump of the links, one of the addresses and one of the main
-# table's unicast routes per family, with no process started. In the lab's kernel, on 1,000 tunnels, that takes a
-# tenth of what `ip -d -j addr show; ip -d -j route show table all` took with the parsing of their JSON, which was
-# most of an unchanged run (see bench/README.md). The messages are turned into records of the shape `ip -d -j addr
-# show` and `ip -d -j route show` print, with only the fields parse_link and LiveState read, spelled as ip spells them
-# (a zero endpoint is "any", keys are dotted quads and only there when the key flag is set, and so on), so that one
-# parser serves both; tests/kernel/test_gre_tunnel.py checks in the lab that both readings give the same state.
-
-NLMSG_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
-NLA_HEADER = struct.Struct("=HH")  # nlattr: length, type
-IFINFOMSG = struct.Struct("=BxHiII")  # family, type (ARPHRD_*), index, flags, change
-IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
-RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst len, src len, tos, table, protocol, scope, type, flags
-U32 = struct.Struct("=I")
-BE32 = struct.Struct("!I")
-BE16 = struct.Struct("!H")
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 18, 20, 22, 24, 26
-SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12  # strict checking makes the kernel apply a dump's filters itself
-IFF_UP = 0x1
-IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 3, 4, 18, 20, 29
-RTEXT_FILTER_SKIP_STATS = 1 << 3
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
-(IFLA_GRE_LINK, IFLA_GRE_IFLAGS, IFLA_GRE_OFLAGS, IFLA_GRE_IKEY, IFLA_GRE_OKEY, IFLA_GRE_LOCAL, IFLA_GRE_REMOTE, IFLA_GRE_TTL,
- IFLA_GRE_TOS, IFLA_GRE_PMTUDISC) = range(1, 11)
-IFLA_GRE_FLOWINFO, IFLA_GRE_FLAGS, IFLA_GRE_COLLECT_METADATA = 12, 13, 18
-GRE_KEY = 0x2000
-IP6_TNL_F_USE_ORIG_TCLASS = 0x2
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
-RT_TABLE_MAIN, RTN_UNICAST = 254, 1
-FAMILY_NAMES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
-ADDRESS_SIZE = {socket.AF_INET: 4, socket.AF_INET6: 16}
-# iproute2's names (rt_protos) of the route protocols, among them those LiveState leaves alone.
-PROTOCOL_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra"}
-# iproute2's names of the link types (lib/ll_types.c) an interface without a kind is likely to have.
-LINK_TYPE_NAMES = {1: "ether", 32: "infiniband", 256: "slip", 512: "ppp", 768: "ipip", 769: "tunnel6", 772: "loopback", 776: "sit",
-                   778: "gre", 801: "ieee802.11", 803: "ieee802.11/radiotap", 823: "gre6", 824: "netlink", 65534: "none", 65535: "void"}
-RECEIVE_SIZE = 256 * 1024  # a dump's datagrams are 32 KiB at most, unless a single message is larger
-
-
-class _Truncated(Exception):
-    """A datagram did not fit the receive buffer: the dump is lost and must be asked for again with a larger one."""
-
-
-class _Interrupted(Exception):
-    """The kernel's lists changed during a dump (NLM_F_DUMP_INTR): it may be inconsistent and must be asked for again."""
-
-
-def _attributes(data, start, end):
-    """The netlink attributes in DATA[START:END], as {type: (start, end)} of their payloads."""
-    found = {}
-    while start + 4 <= end:
-        length, kind = NLA_HEADER.unpack_from(data, start)
-        if length < 4 or start + length > end:
-            raise ValueError("malformed netlink attribute")
-        found[kind & 0x3fff] = (start + 4, start + length)
-        start += (length + 3) & ~3
-    return found
-
-
-def _text(data, span):
-    return bytes(data[span[0]:span[1]]).split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
-def _u32(data, span):
-    return U32.unpack_from(data, span[0])[0]
-
-
-def _address_text(family, data, span):
-    return socket.inet_ntop(family, bytes(data[span[0]:span[1]]))
-
-
-class _Netlink(object):
-    """One NETLINK_ROUTE socket and its dumps; only ever reads."""
-
-    def __init__(self, receive_size):
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        try:
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
-        except OSError:
-            pass  # a kernel before 4.20 sends everything; the records are filtered here as well
-        self.sock.bind((0, 0))
-        self.buf = bytearray(receive_size)
-        self.seq = 0
-
-    def close(self):
-        self.sock.close()
-
-    def dump(self, kind, body):
-        """Send one dump request; yield (data, start, end) of each message of the answer, data being valid until the next."""
-        self.seq += 1
-        self.sock.send(NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0) + body)
-        buf = self.buf
-        interrupted = False
-        while True:
-            size, _ancillary, flags, _address = self.sock.recvmsg_into([buf])
-            if flags & socket.MSG_TRUNC:
-                raise _Truncated()
-            start = 0
-            while start + NLMSG_HEADER.size <= size:
-                length, msg_type, msg_flags, seq, _port = NLMSG_HEADER.unpack_from(buf, start)
-                if length < NLMSG_HEADER.size or start + length > size:
-                    raise ValueError("malformed netlink message")
-                if seq == self.seq:
-                    interrupted = interrupted or bool(msg_flags & NLM_F_DUMP_INTR)
-                    if msg_type == NLMSG_DONE or msg_type == NLMSG_ERROR:
-                        error = struct.unpack_from("=i", buf, start + NLMSG_HEADER.size)[0] if length >= NLMSG_HEADER.size + 4 else 0
-                        if error < 0:
-                            raise OSError(-error, os.strerror(-error))
-                        if interrupted:
-                            raise _Interrupted()
-                        return
-                    yield buf, start + NLMSG_HEADER.size, start + length
-                start += (length + 3) & ~3
-
-
-def _gre_info_data(kind, data, span, names):
-    """info_data of one GRE tunnel of KIND, from its IFLA_INFO_DATA attributes, as ``ip -d -j`` prints it."""
-    attrs = _attributes(data, span[0], span[1])
-    family = socket.AF_INET6 if MODES[kind] == 6 else socket.AF_INET
-    info = {"external": True} if IFLA_GRE_COLLECT_METADATA in attrs else {}
-    for field, attr in (("remote", IFLA_GRE_REMOTE), ("local", IFLA_GRE_LOCAL)):
-        raw = bytes(data[attrs[attr][0]:attrs[attr][1]]) if attr in attrs else b""
-        info[field] = socket.inet_ntop(family, raw) if len(raw) == ADDRESS_SIZE[family] and raw.strip(b"\0") else "any"
-    if IFLA_GRE_LINK in attrs and _u32(data, attrs[IFLA_GRE_LINK]):
-        index = _u32(data, attrs[IFLA_GRE_LINK])
-        info["link"] = names.get(index, "if%d" % index)
-    info["ttl"] = data[attrs[IFLA_GRE_TTL][0]] if IFLA_GRE_TTL in attrs else 0
-    if family == socket.AF_INET:
-        tos = data[attrs[IFLA_GRE_TOS][0]] if IFLA_GRE_TOS in attrs else 0
-        if tos:
-            info["tos"] = tos
-        if IFLA_GRE_PMTUDISC in attrs:
-            info["pmtudisc"] = bool(data[attrs[IFLA_GRE_PMTUDISC][0]])
-    else:
-        flags = _u32(data, attrs[IFLA_GRE_FLAGS]) if IFLA_GRE_FLAGS in attrs else 0
-        if flags & IP6_TNL_F_USE_ORIG_TCLASS:
-            info["ip6_tnl_f_use_orig_tclass"] = True
-        else:
-            flowinfo = BE32.unpack_from(data, attrs[IFLA_GRE_FLOWINFO][0])[0] if IFLA_GRE_FLOWINFO in attrs else 0
-            info["tclass"] = (flowinfo >> 20) & 0xff
-    for field, flags_attr, key_attr in (("ikey", IFLA_GRE_IFLAGS, IFLA_GRE_IKEY), ("okey", IFLA_GRE_OFLAGS, IFLA_GRE_OKEY)):
-        flags = BE16.unpack_from(data, attrs[flags_attr][0])[0] if flags_attr in attrs else 0
-        if flags & GRE_KEY and key_attr in attrs:
-            info[field] = socket.inet_ntop(socket.AF_INET, bytes(data[attrs[key_attr][0]:attrs[key_attr][1]]))
-    return info
-
-
-def _read_links(netlink):
-    """Every link, with its addresses, in the shape of ``ip -d -j addr show``'s entries (the fields parse_link reads)."""
-    links = []
-    gre = []  # (record, kind, raw info_data): decoded once every name is known, as IFLA_GRE_LINK is an index
-    request = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + NLA_HEADER.pack(8, IFLA_EXT_MASK) + U32.pack(RTEXT_FILTER_SKIP_STATS)
-    for data, start, end in netlink.dump(RTM_GETLINK, request):
-        _family, link_type, index, flags, _change = IFINFOMSG.unpack_from(data, start)
-        attrs = _attributes(data, start + IFINFOMSG.size, end)
-        if IFLA_IFNAME not in attrs:
-            continue
-        record = {"ifindex": index, "ifname": _text(data, attrs[IFLA_IFNAME]), "flags": ["UP"] if flags & IFF_UP else [],
-                  "mtu": _u32(data, attrs[IFLA_MTU]) if IFLA_MTU in attrs else 0,
-                  "link_type": LINK_TYPE_NAMES.get(link_type, "[%d]" % link_type), "addr_info": []}
-        if IFLA_IFALIAS in attrs:
-            record["ifalias"] = _text(data, attrs[IFLA_IFALIAS])
-        if IFLA_LINKINFO in attrs:
-            info = _attributes(data, *attrs[IFLA_LINKINFO])
-            record["linkinfo"] = {}
-            if IFLA_INFO_KIND in info:
-                kind = _text(data, info[IFLA_INFO_KIND])
-                record["linkinfo"]["info_kind"] = kind
-                if kind in MODES and IFLA_INFO_DATA in info:
-                    span = info[IFLA_INFO_DATA]
-                    gre.append((record, kind, bytes(data[span[0]:span[1]])))
-        links.append(record)
-    names = dict((link["ifindex"], link["ifname"]) for link in links)
-    for record, kind, raw in gre:
-        record["linkinfo"]["info_data"] = _gre_info_data(kind, raw, (0, len(raw)), names)
-    by_index = dict((link["ifindex"], link) for link in links)
-    for data, start, end in netlink.dump(RTM_GETADDR, IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
-        family, prefixlen, _flags, _scope, index = IFADDRMSG.unpack_from(data, start)
-        link = by_index.get(index)
-        if link is None or family not in FAMILY_NAMES:
-            continue
-        attrs = _attributes(data, start + IFADDRMSG.size, end)
-        local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-        if local is None:
-            continue
-        entry = {"family": FAMILY_NAMES[family], "local": _address_text(family, data, local), "prefixlen": prefixlen}
-        peer = attrs.get(IFA_ADDRESS)
-        if peer is not None and data[peer[0]:peer[1]] != data[local[0]:local[1]]:
-            entry["address"] = _address_text(family, data, peer)
-        link["addr_info"].append(entry)
-    return links, names
-
-
-def _read_routes(netlink, names):
-    """The main table's unicast routes of both families, in the shape of ``ip -d -j route show``'s entries."""
-    routes = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        request = RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, 0, 0, RTN_UNICAST, 0)
-        for data, start, end in netlink.dump(RTM_GETROUTE, request):
-            route_family, dst_len, _src_len, _tos, table, protocol, _scope, route_type, _flags = RTMSG.unpack_from(data, start)
-            if route_family != family:
-                continue  # a kernel without IPv6 may answer an AF_INET6 dump with every family's routes
-            attrs = _attributes(data, start + RTMSG.size, end)
-            if RTA_TABLE in attrs:
-                table = _u32(data, attrs[RTA_TABLE])
-            dst = _address_text(family, data, attrs[RTA_DST]) if RTA_DST in attrs else ("0.0.0.0" if family == socket.AF_INET else "::")
-            route = {"dst": "%s/%d" % (dst, dst_len), "table": "main" if table == RT_TABLE_MAIN else str(table),
-                     "type": "unicast" if route_type == RTN_UNICAST else str(route_type), "protocol": PROTOCOL_NAMES.get(protocol, str(protocol))}
-            if RTA_OIF in attrs:
-                index = _u32(data, attrs[RTA_OIF])
-                route["dev"] = names.get(index, "if%d" % index)
-            if RTA_GATEWAY in attrs:
-                route["gateway"] = _address_text(family, data, attrs[RTA_GATEWAY])
-            if RTA_PRIORITY in attrs:
-                route["metric"] = _u32(data, attrs[RTA_PRIORITY])
-            if RTA_MULTIPATH in attrs:
-                route["nexthops"] = []
-            routes.append(route)
-    return routes
-
-
-def read_kernel():
-    """(links, routes) of this network namespace, read through rtnetlink; see LiveState for what is kept of them."""
-    receive_size = RECEIVE_SIZE
-    attempts_left = 5
-    while True:
-        attempts_left -= 1
-        netlink = _Netlink(receive_size)
-        try:
-            links, names = _read_links(netlink)
-            return links, _read_routes(netlink, names)
-        except _Truncated:
-            if not attempts_left:
-                raise OSError(errno.EMSGSIZE, "a netlink message was larger than %d bytes" % receive_size)
-            receive_size *= 4
-        except _Interrupted:
-            if not attempts_left:
-                raise OSError(errno.EINTR, "the kernel's links, addresses or routes kept changing while they were read")
-        finally:
-            netlink.close()
-
-
 class LiveState(object):
     """What the kernel has: every interface name, and the four kinds of GRE tunnel with addresses and routes."""
 
@@ -664,7 +414,7 @@ class LiveState(object):
     @classmethod
     def read(cls):
         """From this network namespace's kernel, through rtnetlink."""
-        links, routes = read_kernel()
+        links, routes = _rtnetlink.read()
         return cls(links, routes)
 
 
@@ -1002,7 +752,7 @@ class GreTunnelManager(object):
     def read(self):
         try:
             return LiveState.read()
-        except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
+        except _rtnetlink.NetlinkError as exc:
             raise TunnelError("could not read the kernel's links, addresses and routes through rtnetlink: %s" % exc)
 
     def wanted(self):

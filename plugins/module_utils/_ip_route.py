@@ -8,8 +8,9 @@
 
 A route is known to the kernel by its key (table, destination, metric); the module owns the keys it is given.
 Routes it makes carry the protocol number PROTOCOL (``proto 71``): that is how ``purge`` finds its own routes
-and never touches others. Reading is one ``ip -N -j -batch -`` run (routes of every table, interfaces with
-their addresses); every change is one ``ip -batch -`` run of exactly the commands reported, and a run that fails
+and never touches others. Reading is one pass of the rtnetlink reader (_rtnetlink.py: routes of every table,
+interfaces with their addresses, in the shape ``ip -N -j`` prints them); every change is one ``ip -batch -`` run of
+exactly the commands reported, and a run that fails
 part way is rolled back command by command.
 
 ``replay`` is the listed routes as ``ip route replace`` lines, for a boot script (the role gre_lan_host's).
@@ -24,6 +25,7 @@ import os
 import re
 import shlex
 
+from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
 from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import (
     TunnelError,
     _canonical_ip,
@@ -47,6 +49,7 @@ TABLE_NAMES = dict((number, name) for name, number in TABLES.items())
 TABLE_MAX = 2 ** 32 - 1
 SCOPE_LINK = 253
 RT_TABLES_PLACES = ("/usr/share/iproute2/rt_tables", "/usr/lib/iproute2/rt_tables", "/etc/iproute2/rt_tables")
+# What the reader reads, as ip commands: tests/kernel/test_ip_route.py compares the two readings.
 READ_COMMANDS = "route show table all type unicast\naddr show\n"
 ROUTE_KEYS = ("dest", "via", "dev", "metric", "table", "onlink", "state")
 
@@ -439,13 +442,11 @@ class IpRouteManager(object):
         self.ip = module.get_bin_path("ip", required=True)
 
     def read(self):
-        rc, out, err = self.module.run_command([self.ip, "-N", "-j", "-batch", "-"], data=READ_COMMANDS, binary_data=True)
-        if rc != 0:
-            raise RouteError("could not read the kernel's routes with `ip -N -j`: %s" % (err.strip() or out.strip()))
         try:
-            return LiveRoutes.from_ip_output(out)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RouteError("could not understand the output of `ip -N -j route show table all; ip -N -j addr show`: %s" % exc)
+            routes, links = _rtnetlink.read(table=_rtnetlink.RT_TABLE_UNSPEC, numeric=True)[::-1]
+        except _rtnetlink.NetlinkError as exc:
+            raise RouteError("could not read the kernel's routes and addresses through rtnetlink: %s" % exc)
+        return LiveRoutes(routes, links)
 
     def _batch(self, steps, force=False):
         """Run STEPS in one ``ip -batch -``; return (index of the failed step or None, error text)."""

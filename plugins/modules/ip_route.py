@@ -19,7 +19,7 @@ description:
     (C(ip route replace)), reported in the diff and with a warning when this module had not made it.
   - Routes the module makes carry the route protocol O(protocol) (C(proto 71) by default). That is how O(purge) tells
     its own routes from every other route, which it never touches.
-  - Reads the kernel's routes and interfaces once (C(ip -N -j)), compares, and applies only the differences in one
+  - Reads the kernel's routes and interfaces once (through rtnetlink, in the module), compares, and applies only the differences in one
     C(ip -batch) run. All input is checked against the kernel before any change, with the checks the kernel itself
     makes (the interface exists and is up, the gateway is on a connected network and is not an address of the host);
     if a command still fails, the commands before it are undone and the message says so.

@@ -256,3 +256,31 @@ def test_replay_twice_rebuilds_the_same_routes(lan):
         sh(lan, script)
         assert lines(lan) == after_task
     assert run_module_direct(lan, "ip_route", {"routes": wanted})["changed"] is False
+
+
+def test_the_rtnetlink_reader_reads_what_ip_N_j_prints(lan):
+    """ip_route reads through _rtnetlink; `ip -N -j` of the same namespace, parsed as the module once did, is the reference."""
+    sh(lan, "ip route add 20.10.1.0/24 via 10.10.1.1 metric 5 proto 71 && ip route add 20.10.2.0/24 via 10.10.1.2 table 1000 && "
+            "ip route add 20.10.3.0/24 via 10.99.0.1 dev eth0 onlink table 77 && ip route add 20.10.4.0/24 tos 0x10 via 10.10.1.1 && "
+            "ip route add 20.10.5.0/24 nexthop via 10.10.1.1 nexthop via 10.10.1.2 && ip -6 route add 2001:db8:7::/48 via 2001:db8:1::1 metric 9 && "
+            "ip route add default via 10.10.1.1 && ip -6 route add default via 2001:db8:1::1 table 3000")
+    from support.lab import in_child
+
+    def both():
+        from ansible_collections.overlay.gre.plugins.module_utils import _ip_route as r
+        from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
+        out = subprocess.run(["ip", "-N", "-j", "-batch", "-"], input=r.READ_COMMANDS, capture_output=True, text=True, check=True).stdout
+        by_ip = r.LiveRoutes.from_ip_output(out)
+        routes, links = _rtnetlink.read(table=_rtnetlink.RT_TABLE_UNSPEC, numeric=True)[::-1]
+        by_netlink = r.LiveRoutes(routes, links)
+
+        def view(live):
+            return [sorted(live.routes, key=lambda x: json.dumps(x, sort_keys=True)), live.interfaces, sorted(live.addresses)]
+
+        return json.dumps([view(by_ip), view(by_netlink)])
+
+    by_ip, by_netlink = json.loads(in_child(lan, both))
+    assert by_netlink == by_ip
+    routes = {(x["table"], x["dest"]): x for x in by_netlink[0]}
+    assert routes[(77, "20.10.3.0/24")]["onlink"] is True and routes[(254, "20.10.5.0/24")]["multipath"] is True
+    assert routes[(254, "20.10.1.0/24")]["protocol"] == 71 and (3000, "::/0") in routes and (254, "20.10.4.0/24") not in routes

@@ -6,8 +6,6 @@ the kernel's side is in tests/kernel/test_gre_tunnel.py. The `ip -j` samples bel
 from __future__ import annotations
 
 import json
-import socket
-import struct
 
 import pytest
 
@@ -218,79 +216,3 @@ def test_views_hide_the_kernels_link_local_address():
     view = g.tunnel_view(live().tunnels["t1"])
     assert view["addresses"] == [{"address": "192.168.8.1", "peer": "192.168.8.11/32"}]
     assert view["managed"] is True and view["ikey"] == 42
-
-
-# --- the rtnetlink reader's decoding, on messages built here (tests/kernel compares it with `ip -d -j` on a real kernel) ---
-
-
-def attr(kind, payload):
-    data = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return data + b"\0" * (-len(data) % 4)
-
-
-def message(seq, msg_type, payload, flags=0x2):
-    data = struct.pack("=IHHII", 16 + len(payload), msg_type, flags, seq, 0) + payload
-    return data + b"\0" * (-len(data) % 4)
-
-
-class FakeSocket(object):
-    """Answers each request with the datagrams given for it, as the kernel does for a dump."""
-
-    def __init__(self, datagrams, truncated=False):
-        self.datagrams = list(datagrams)
-        self.truncated = truncated
-        self.sent = []
-
-    def send(self, data):
-        self.sent.append(data)
-
-    def recvmsg_into(self, buffers):
-        data = self.datagrams.pop(0)
-        buffers[0][:len(data)] = data
-        return len(data), [], socket.MSG_TRUNC if self.truncated else 0, None
-
-    def close(self):
-        pass
-
-
-def fake_netlink(datagrams, truncated=False):
-    netlink = g._Netlink.__new__(g._Netlink)
-    netlink.sock, netlink.buf, netlink.seq = FakeSocket(datagrams, truncated), bytearray(4096), 0
-    return netlink
-
-
-def test_a_dump_spans_datagrams_and_ends_at_done():
-    done = message(1, g.NLMSG_DONE, struct.pack("=i", 0))
-    netlink = fake_netlink([message(1, 16, b"one") + message(7, 16, b"other request"), message(1, 16, b"two") + done])
-    assert [bytes(data[start:end]) for data, start, end in netlink.dump(g.RTM_GETLINK, b"")] == [b"one", b"two"]
-    assert struct.unpack_from("=IHHII", netlink.sock.sent[0]) == (16, g.RTM_GETLINK, 0x301, 1, 0)
-
-
-@pytest.mark.parametrize("datagram,truncated,error", [
-    (message(1, g.NLMSG_ERROR, struct.pack("=i", -95)), False, OSError),
-    (message(1, 16, b"x", flags=0x12) + message(1, g.NLMSG_DONE, struct.pack("=i", 0)), False, g._Interrupted),
-    (message(1, 16, b"x"), True, g._Truncated),
-    (struct.pack("=IHHII", 400, 16, 2, 1, 0), False, ValueError),
-], ids=["error", "interrupted", "truncated", "malformed"])
-def test_a_dump_that_cannot_be_trusted_raises(datagram, truncated, error):
-    with pytest.raises(error):
-        list(fake_netlink([datagram], truncated).dump(g.RTM_GETLINK, b""))
-
-
-def test_gre_attributes_are_spelled_as_ip_prints_them():
-    ipv4 = b"".join([attr(g.IFLA_GRE_LOCAL, bytes([172, 19, 1, 1])), attr(g.IFLA_GRE_REMOTE, bytes(4)), attr(g.IFLA_GRE_TTL, b"\x40"),
-                     attr(g.IFLA_GRE_TOS, b"\x01"), attr(g.IFLA_GRE_PMTUDISC, b"\x00"), attr(g.IFLA_GRE_LINK, struct.pack("=I", 7)),
-                     attr(g.IFLA_GRE_IFLAGS, struct.pack("!H", g.GRE_KEY)), attr(g.IFLA_GRE_IKEY, struct.pack("!I", 42)),
-                     attr(g.IFLA_GRE_OFLAGS, struct.pack("!H", 0)), attr(g.IFLA_GRE_OKEY, struct.pack("!I", 43))])
-    assert g._gre_info_data("gre", ipv4, (0, len(ipv4)), {7: "up0"}) == {
-        "local": "172.19.1.1", "remote": "any", "ttl": 64, "tos": 1, "pmtudisc": False, "link": "up0", "ikey": "0.0.0.42"}
-    ipv6 = b"".join([attr(g.IFLA_GRE_REMOTE, bytes(15) + b"\x02"), attr(g.IFLA_GRE_FLOWINFO, struct.pack("!I", 0x02012345)),
-                     attr(g.IFLA_GRE_LINK, struct.pack("=I", 9))])
-    assert g._gre_info_data("ip6gre", ipv6, (0, len(ipv6)), {}) == {"remote": "::2", "local": "any", "link": "if9", "ttl": 0, "tclass": 0x20}
-    inherit = attr(g.IFLA_GRE_FLAGS, struct.pack("=I", g.IP6_TNL_F_USE_ORIG_TCLASS))
-    assert g._gre_info_data("ip6gretap", inherit, (0, len(inherit)), {})["ip6_tnl_f_use_orig_tclass"] is True
-
-
-def test_a_malformed_attribute_is_refused():
-    with pytest.raises(ValueError):
-        g._attributes(struct.pack("=HH", 40, 1), 0, 4)
