@@ -41,7 +41,7 @@ class ActionModule(ActionBase):
             result["diff"] = diff(files, live, steps)
         if not result["changed"] or self._task.check_mode:
             return result
-        run = self._shell_run(write_script(steps))
+        run = self._shell_run(write_script(steps, params["lock_timeout"]))
         result["done"] = done_lines(run["stdout"], steps)
         if run["rc"] != 0:
             # a file already written is not written again by the next run, so say what is still to do by hand

@@ -18,6 +18,9 @@ import binascii
 import posixpath
 import shlex
 
+from ansible_collections.overlay.gre.plugins.module_utils._lock import DEFAULT_TIMEOUT as DEFAULT_LOCK_TIMEOUT
+from ansible_collections.overlay.gre.plugins.module_utils._lock import lock_shell
+
 ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", default=[], options=dict(
         path=dict(type="str", required=True),
@@ -32,6 +35,7 @@ ARGUMENT_SPEC = dict(
         restart_on=dict(type="list", elements="str"),
     )),
     prune=dict(type="list", elements="str", default=[]),
+    lock_timeout=dict(type="int", default=DEFAULT_LOCK_TIMEOUT),
 )
 
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".mount")
@@ -93,9 +97,9 @@ def read_script(files, units):
     lines = ["if [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi"]
     for index, entry in enumerate(files):
         path = shlex.quote(entry["path"])
-        lines.append("if [ -f %s ] && [ ! -L %s ]; then printf 'file %d %%s\\n' \"$(stat -c %%a %s)\"; base64 < %s || exit 1; echo end; "
-                     "elif [ -e %s ] || [ -L %s ]; then echo 'other %d'; else echo 'none %d'; fi"
-                     % (path, path, index, path, path, path, path, index, index))
+        lines.append("if [ -f %s ] && [ ! -L %s ]; then printf 'file %d %%s %%s\\n' \"$(stat -c %%a %s)\" \"$(cksum < %s | tr ' ' :)\"; "
+                     "base64 < %s || exit 1; echo end; elif [ -e %s ] || [ -L %s ]; then echo 'other %d'; else echo 'none %d'; fi"
+                     % (path, path, index, path, path, path, path, path, index, index))
     for index, unit in enumerate(units):
         name = shlex.quote(unit["name"])
         lines.append("if [ -d /run/systemd/system ]; then printf 'unit %d %%s|%%s\\n' \"$(systemctl is-enabled %s 2>/dev/null)\" "
@@ -125,7 +129,8 @@ def parse_read(text, files, units):
                 content = base64.b64decode("".join(chunk).encode("ascii"), validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ServiceFilesError("could not read %s on the target: %s" % (files[int(words[1])]["path"], exc))
-            state["files"][int(words[1])] = {"kind": "file", "mode": int(words[2], 8), "content": content}
+            state["files"][int(words[1])] = {"kind": "file", "mode": int(words[2], 8), "content": content,
+                                             "cksum": words[3] if len(words) > 3 else None}
         elif words[0] in ("other", "none"):
             state["files"][int(words[1])] = {"kind": words[0]}
         elif words[0] == "unit":
@@ -151,6 +156,7 @@ def plan(files, units, prune, live):
     or one of its restart_on paths).
     """
     steps = []
+    expect = []  # (action, entry, cksum or None for absent) of every file a step changes, rechecked under the router's lock
     for entry, current in zip(files, live["files"]):
         if current["kind"] == "other":
             raise ServiceFilesError("%s is there but is not a regular file; move it away, then run again" % entry["path"])
@@ -161,6 +167,9 @@ def plan(files, units, prune, live):
             steps.append(("write", entry))
         elif current["mode"] != entry["mode"]:
             steps.append(("chmod", entry))
+    for action, entry in steps:
+        current = live["files"][files.index(entry)]
+        expect.append((action, entry, current.get("cksum") if current["kind"] == "file" else None))
     changed_files = [entry["path"] for action, entry in steps if action in ("write", "remove")]
     unit_steps = []
     reload_units = False
@@ -182,7 +191,7 @@ def plan(files, units, prune, live):
                 unit_steps.append(("stop", unit["name"]))
     # stopping and disabling go before the files of the units go away
     unit_steps.sort(key=lambda step: 0 if step[0] in ("stop", "disable") else 1)
-    return {"files": steps, "units": unit_steps, "reload": reload_units, "prune": list(prune)}
+    return {"files": steps, "units": unit_steps, "reload": reload_units, "prune": list(prune), "expect": expect}
 
 
 def is_changed(steps):
@@ -222,9 +231,51 @@ def _commands(steps):
     return out
 
 
-def write_script(steps):
-    """The one shell run that applies STEPS, printing each action as it completes; it stops at the first failure."""
-    return "\n".join(["set -e", "umask 022"] + [shell for shell, label in _commands(steps)]) + "\n"
+def _crc_table():
+    table = []
+    for index in range(256):
+        crc = index << 24
+        for _bit in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+        table.append(crc)
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+def posix_cksum(data):
+    """What ``cksum < FILE | tr ' ' :`` prints for a file holding DATA (POSIX cksum: a CRC-32, then the length)."""
+    crc = 0
+    for byte in bytearray(data):
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ CRC_TABLE[(crc >> 24) ^ byte]
+    length = len(data)
+    while length:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ CRC_TABLE[(crc >> 24) ^ (length & 0xFF)]
+        length >>= 8
+    return "%d:%d" % (~crc & 0xFFFFFFFF, len(data))
+
+
+def write_script(steps, lock_timeout=DEFAULT_LOCK_TIMEOUT):
+    """The one shell run that applies STEPS, printing each action as it completes; it stops at the first failure.
+
+    It takes the router's lock first (the modules' lock, see _lock.py), then checks that every file it changes is
+    still as the read found it, or already as wanted (another router sharing the filesystem wrote the same file), and
+    exits 76 otherwise, before any change: a plan is never applied over another run's.
+    """
+    checks = []
+    for action, entry, cksum in steps.get("expect", []):
+        quoted = shlex.quote(entry["path"])
+        found = ("[ \"$(cksum < %s 2>/dev/null | tr ' ' :)\" = %s ]" % (quoted, shlex.quote(cksum)) if cksum
+                 else "{ [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted))
+        if action == "write":
+            found += " || [ \"$(cksum < %s 2>/dev/null | tr ' ' :)\" = %s ]" % (quoted, posix_cksum(entry["content"]))
+        elif action == "remove":
+            found += " || { [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted)
+        checks.append("%s || { echo %s >&2; exit 76; }" % (found, shlex.quote(
+            "%s changed since this run read it (another run at the same time?): nothing was changed; run again" % entry["path"])))
+    return "\n".join(["set -e", "umask 022", lock_shell(lock_timeout, "the change of files and units")] + checks
+                     + [shell for shell, label in _commands(steps)]) + "\n"
 
 
 def step_labels(steps):

@@ -37,6 +37,7 @@ notes:
     managed.
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full
@@ -381,6 +382,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.overlay.gre.plugins.module_utils import _lock
+
 from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import run_module
 
 TUNNEL_OPTION_SPEC = dict(
@@ -408,7 +411,7 @@ def main():
         name=dict(type="str"),
         tunnels=dict(type="list", elements="dict", options=tunnel_suboptions),
         purge=dict(type="bool", default=False),
-        **TUNNEL_OPTION_SPEC
+        **dict(TUNNEL_OPTION_SPEC, **_lock.ARGUMENT_SPEC)
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -416,7 +419,8 @@ def main():
         required_one_of=[["name", "tunnels"]],
         supports_check_mode=True,
     )
-    run_module(module)
+    with _lock.router_lock(module, "overlay.gre.gre_tunnel"):
+        run_module(module)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ options:
     default: /etc/sysctl.d/90-overlay-gre.conf
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full
@@ -157,6 +158,8 @@ live_source:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.overlay.gre.plugins.module_utils import _lock
+
 from ansible_collections.overlay.gre.plugins.module_utils._sysctl import IpForward
 
 
@@ -167,10 +170,12 @@ def main():
             state=dict(type="str", choices=["enabled", "disabled", "absent"], default="enabled"),
             persist=dict(type="bool", default=True),
             sysctl_file=dict(type="path", default="/etc/sysctl.d/90-overlay-gre.conf"),
+            **_lock.ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
-    IpForward(module).run()
+    with _lock.router_lock(module, "overlay.gre.ip_forward"):
+        IpForward(module).run()
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ options:
     default: 71
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full
@@ -227,6 +228,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.overlay.gre.plugins.module_utils import _lock
+
 from ansible_collections.overlay.gre.plugins.module_utils._ip_route import PROTOCOL, run_module
 
 
@@ -246,10 +249,12 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             purge=dict(type="bool", default=False),
             protocol=dict(type="int", default=PROTOCOL),
+            **_lock.ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
-    run_module(module)
+    with _lock.router_lock(module, "overlay.gre.ip_route"):
+        run_module(module)
 
 
 if __name__ == "__main__":

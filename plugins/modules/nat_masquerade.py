@@ -27,6 +27,7 @@ author:
   - overlay.gre contributors (!UNKNOWN)
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full
@@ -214,6 +215,8 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.overlay.gre.plugins.module_utils import _lock
+
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import (
     ChainSpec,
     Iptables,
@@ -352,6 +355,7 @@ def main():
             purge=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
+            **_lock.ARGUMENT_SPEC
         ),
         mutually_exclusive=[("source", "rules")],
         required_one_of=[("source", "rules")],
@@ -370,13 +374,14 @@ def main():
     for warning in warnings:
         module.warn(warning)
 
-    try:
-        iptables = Iptables(module, backend=params["backend"], wait=params["wait"])
-        changes = plan(iptables.save(), chain_specs(entries, params["purge"]))
-        if changes.changed and not module.check_mode:
-            iptables.restore(changes.restore_payload())
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc))
+    with _lock.router_lock(module, "overlay.gre.nat_masquerade"):
+        try:
+            iptables = Iptables(module, backend=params["backend"], wait=params["wait"])
+            changes = plan(iptables.save(), chain_specs(entries, params["purge"]))
+            if changes.changed and not module.check_mode:
+                iptables.restore(changes.restore_payload())
+        except IptablesError as exc:
+            module.fail_json(msg=str(exc))
 
     after = [rule_line(table, chain, tokens) for table, _chains, rules in changes.after for chain, tokens in rules]
     result = dict(changed=changes.changed, added=changes.added, removed=changes.removed, rules=after, backend=iptables.backend,

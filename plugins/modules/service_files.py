@@ -77,6 +77,7 @@ options:
     default: []
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full

@@ -86,6 +86,7 @@ options:
     default: 10
 extends_documentation_fragment:
   - overlay.gre.attributes
+  - overlay.gre.router_lock
 attributes:
   check_mode:
     support: full
@@ -162,6 +163,8 @@ backend:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.overlay.gre.plugins.module_utils import _lock
+
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import Iptables, IptablesError, plan
 from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, Reflection, chain_specs, validate
 
@@ -179,29 +182,31 @@ def main():
             reflect_keepalives=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
+            **_lock.ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
-    try:
-        opts = validate(module.params)
-        iptables = Iptables(module, backend=module.params["backend"], wait=module.params["wait"])
-        tables = iptables.save()
-        result = plan(tables, chain_specs(opts, tables))
-        reflection = Reflection(opts, module.check_mode)
-        changed = result.changed or bool(reflection.changes)
-        if changed and not module.check_mode:
-            done = reflection.apply()
-            try:
-                if result.changed:
-                    iptables.restore(result.restore_payload())
-            except IptablesError as exc:
-                failed = reflection.undo(done)
-                if failed:
-                    raise IptablesError("%s; putting back the tunnel's settings failed too for %s: check those by hand"
-                                        % (exc, ", ".join(failed)))
-                raise
-    except (FirewallInputError, IptablesError) as exc:
-        module.fail_json(msg=str(exc))
+    with _lock.router_lock(module, "overlay.gre.tunnel_firewall"):
+        try:
+            opts = validate(module.params)
+            iptables = Iptables(module, backend=module.params["backend"], wait=module.params["wait"])
+            tables = iptables.save()
+            result = plan(tables, chain_specs(opts, tables))
+            reflection = Reflection(opts, module.check_mode)
+            changed = result.changed or bool(reflection.changes)
+            if changed and not module.check_mode:
+                done = reflection.apply()
+                try:
+                    if result.changed:
+                        iptables.restore(result.restore_payload())
+                except IptablesError as exc:
+                    failed = reflection.undo(done)
+                    if failed:
+                        raise IptablesError("%s; putting back the tunnel's settings failed too for %s: check those by hand"
+                                            % (exc, ", ".join(failed)))
+                    raise
+        except (FirewallInputError, IptablesError) as exc:
+            module.fail_json(msg=str(exc))
     output = dict(changed=changed, added=result.added, removed=result.removed, backend=iptables.backend,
                   sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name) + reflection.replay_lines())
     if module._diff:
