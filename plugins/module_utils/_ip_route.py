@@ -9,7 +9,7 @@
 A route is known to the kernel by its key (table, destination, metric); the module owns the keys it is given.
 Routes it makes carry the protocol number PROTOCOL (``proto 71``): that is how ``purge`` finds its own routes
 and never touches others. Reading is one pass of the rtnetlink reader (_rtnetlink.py: routes of every table,
-interfaces with their addresses, in the shape ``ip -N -j`` prints them); every change is one ``ip -batch -`` run of
+interfaces with their addresses, in the shape ``ip -N -j`` prints them); every change is one ``ip -batch`` run of
 exactly the commands reported, and a run that fails
 part way is rolled back command by command.
 
@@ -35,6 +35,7 @@ from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import (
     check_ifname,
     parse_json_documents,
     parse_route,
+    run_ip_batch,
 )
 
 # 0x47, ASCII "G". Not in the kernel's rtnetlink.h nor iproute2's rt_protos, and not used by the daemons that
@@ -449,9 +450,8 @@ class IpRouteManager(object):
         return LiveRoutes(routes, links)
 
     def _batch(self, steps, force=False):
-        """Run STEPS in one ``ip -batch -``; return (index of the failed step or None, error text)."""
-        argv = [self.ip] + (["-force"] if force else []) + ["-batch", "-"]
-        rc, out, err = self.module.run_command(argv, data="\n".join(s.line for s in steps) + "\n", binary_data=True)
+        """Run STEPS in one ``ip -batch`` (run_ip_batch); return (index of the failed step or None, error text)."""
+        rc, out, err = run_ip_batch(self.module, [self.ip] + (["-force"] if force else []), [s.line for s in steps])
         if rc == 0:
             return None, ""
         found = re.findall(r"Command failed -:(\d+)", err)

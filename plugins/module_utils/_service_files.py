@@ -215,8 +215,11 @@ def _commands(steps):
         if action == "write":
             tmp = shlex.quote(entry["path"] + ".overlay-gre-tmp") + ".$$"  # this shell's own, should two runs write at once
             encoded = base64.b64encode(entry["content"]).decode("ascii")
-            shell = ("mkdir -p %s\n{ printf '%%s' '%s' | base64 -d > %s && chmod %s %s && mv -f %s %s; } || { rm -f %s; exit 1; }"
-                     % (shlex.quote(posixpath.dirname(entry["path"])), encoded, tmp, mode, tmp, tmp, path, tmp))
+            # first the temporary files of runs killed before their mv (their process is gone)
+            stale = ("for t in %s.*; do [ -e \"$t\" ] || continue; kill -0 \"${t##*.}\" 2>/dev/null || rm -f \"$t\"; done"
+                     % shlex.quote(entry["path"] + ".overlay-gre-tmp"))
+            shell = ("mkdir -p %s\n%s\n{ printf '%%s' '%s' | base64 -d > %s && chmod %s %s && mv -f %s %s; } || { rm -f %s; exit 1; }"
+                     % (shlex.quote(posixpath.dirname(entry["path"])), stale, encoded, tmp, mode, tmp, tmp, path, tmp))
         elif action == "chmod":
             shell = "chmod %s %s" % (mode, path)
         else:

@@ -475,8 +475,9 @@ class IpForward(object):
         """Write the new content next to the target; returns the temporary path, renamed over the target last."""
         path = self._write_target()
         directory = os.path.dirname(path)
+        _remove_stale_temporaries(path)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=".%s.%d." % (os.path.basename(path), os.getpid()), suffix=".tmp", dir=directory)
         except OSError as exc:
             raise SysctlError("cannot write sysctl_file %s: %s" % (self.sysctl_file, os_error_text(exc)))
         try:
@@ -630,6 +631,22 @@ def _sync_dir(path):
         pass
     finally:
         os.close(dir_fd)
+
+
+def _remove_stale_temporaries(path):
+    """Remove the temporary files of PATH (.NAME.PID.XXXXXXXX.tmp) that a run killed before its rename left behind:
+    those whose process is gone. Another live run's (in the lab, routers share a filesystem) is left alone."""
+    prefix = ".%s." % os.path.basename(path)
+    for tmp in glob.glob(os.path.join(glob.escape(os.path.dirname(path)), glob.escape(prefix) + "*.tmp")):
+        pid = os.path.basename(tmp)[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _unlink(tmp)
+        except OSError:
+            pass  # it exists (EPERM: another user's)
 
 
 def replace_file(tmp, path):

@@ -29,7 +29,9 @@ requirements:
   - iproute2 (the C(ip) command) on the target, which makes the changes.
 notes:
   - Tunnels the module creates carry the interface alias C(overlay.gre.gre_tunnel); O(purge) removes only tunnels with
-    that alias, never one it did not make.
+    that alias, never one it did not make. A listed tunnel that is already there without any alias (made by hand, or by
+    a run that was killed between creating the tunnel and setting its alias, which the kernel cannot do in one step)
+    is taken over and gets the alias; one with another alias keeps it.
   - The kernel's fallback devices (C(gre0), C(gretap0), C(erspan0), C(ip6gre0), C(ip6tnl0) and the like) are never
     reported, changed or removed.
   - The IPv6 link-local address the kernel gives a tunnel is left alone and not reported, unless O(addresses) lists it.
