@@ -14,6 +14,9 @@
                                            overlay-gre@ units' ExecStart, twice), and of host_c (its routes go, its
                                            overlay-gre@lan-routes ExecStart runs twice); exit 1 unless the kernel
                                            state is again the one after converge
+    labcheck.py firewall-reload PRE_FILE   reload both routers' firewall as `systemctl restart nftables` does (flush
+                                           ruleset, load PRE_FILE's rules) with the firewall guard running as its unit
+                                           would; exit 1 unless the rules, traffic and the MSS clamp are back within 5 s
     labcheck.py lan-before                 exit 1 unless host_c (default gateway gw_a, which has no way to site B)
                                            cannot reach host_b: its route through router_a is what makes it work
     labcheck.py verify --mode routed|masquerade
@@ -25,7 +28,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -75,13 +80,65 @@ def snapshot():
     return state
 
 
-def exec_starts(ns, instance):
-    """The ExecStart lines of NS's own overlay-gre@.service for INSTANCE (ip netns exec shows NS its own /etc)."""
-    unit = run(ns, "cat", "/etc/systemd/system/overlay-gre@.service").stdout
-    starts = [line.split("=", 1)[1].replace("%i", instance) for line in unit.splitlines() if line.startswith("ExecStart=")]
+def exec_starts(ns, instance, unit="overlay-gre@.service"):
+    """The ExecStart lines of NS's own UNIT for INSTANCE (ip netns exec shows NS its own /etc)."""
+    text = run(ns, "cat", "/etc/systemd/system/" + unit).stdout
+    starts = [line.split("=", 1)[1].replace("%i", instance) for line in text.splitlines() if line.startswith("ExecStart=")]
     if not starts:
-        raise RuntimeError("%s: overlay-gre@.service has no ExecStart" % ns)
+        raise RuntimeError("%s: %s has no ExecStart" % (ns, unit))
     return starts
+
+
+def owned_rules(ns):
+    """The rules overlay.gre's modules made on NS (their chains and the jumps to them), from iptables-save."""
+    return [line for line in run(ns, "iptables-save").stdout.splitlines()
+            if line.startswith("-A") and ("OGRE-" in line or "OVERLAY-GRE" in line or "overlay.gre" in line)]
+
+
+def firewall_reload(pre_file):
+    """Each router's firewall reloaded as `systemctl restart nftables` does with Debian's /etc/nftables.conf (flush
+    ruleset, then load the saved firewall: PRE_FILE's rules), with the firewall guard running as its unit would: the
+    rules, traffic and the MSS clamp must be back within 5 s."""
+    expected = {ns: owned_rules(ns) for ns in ROUTERS}
+    guards = {}
+    for ns, tunnel in ROUTERS.items():
+        command = exec_starts(ns, tunnel, unit="overlay-gre-guard@.service")[0]
+        guards[ns] = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", command], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    results = []
+    try:
+        time.sleep(2)  # the guards have started and found the rules in place
+        for ns in ROUTERS:
+            run(ns, "nft", "flush", "ruleset")
+            with open("%s.%s.rules" % (pre_file, ns), encoding="utf-8") as handle:
+                subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"], input=handle.read(), text=True, check=True)
+        reloaded = time.monotonic()
+        gone = {ns: not owned_rules(ns) for ns in ROUTERS}
+        back = {}
+        while len(back) < len(ROUTERS) and time.monotonic() - reloaded < 5:
+            for ns in ROUTERS:
+                if ns not in back and sorted(owned_rules(ns)) == sorted(expected[ns]):
+                    back[ns] = time.monotonic() - reloaded
+            time.sleep(0.1)
+        for ns in ROUTERS:
+            ok = gone[ns] and ns in back
+            results.append(ok)
+            when = "back after %.1f s" % back[ns] if ns in back else "not back within 5 s"
+            print("%s: %s's rules %s by the reload, %s" % ("ok" if ok else "FAIL", ns, "removed" if gone[ns] else "NOT removed", when))
+        reached = ping("host_a", HOSTS["host_b"]) and ping("host_b", HOSTS["host_a"])
+        results.append(reached)
+        print("%s: host_a and host_b reach each other again" % ("ok" if reached else "FAIL"))
+        received, detail = tcp_transfer("host_a", "host_b", HOSTS["host_b"], 1 << 20)
+        results.append(received == 1 << 20)
+        print("%s: a 1 MiB TCP transfer host_a -> host_b completes with ICMP fragmentation-needed dropped (MSS clamp back) (%d bytes%s)"
+              % ("ok" if received == 1 << 20 else "FAIL", received, ("; " + detail) if detail else ""))
+    finally:
+        for ns, guard in guards.items():
+            os.killpg(guard.pid, signal.SIGKILL)
+            out = guard.communicate()[0]
+            print("%s's guard said: %s" % (ns, " | ".join(line for line in out.splitlines() if line.strip()) or "nothing"))
+    print("firewall-reload: %d passed, %d failed" % (results.count(True), results.count(False)))
+    return 0 if all(results) else 1
 
 
 def save_rules(path):
@@ -284,6 +341,8 @@ def main(argv=None):
     sub.add_parser("lan-before")
     boot = sub.add_parser("reboot")
     boot.add_argument("pre_file")
+    reload_parser = sub.add_parser("firewall-reload")
+    reload_parser.add_argument("pre_file")
     ver = sub.add_parser("verify")
     ver.add_argument("--mode", choices=["routed", "masquerade"], required=True)
     args = parser.parse_args(argv)
@@ -295,6 +354,8 @@ def main(argv=None):
         return 0
     if args.action == "compare":
         return compare(args.file_a, args.file_b)
+    if args.action == "firewall-reload":
+        return firewall_reload(args.pre_file)
     if args.action == "harden":
         harden()
         return 0

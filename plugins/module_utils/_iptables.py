@@ -258,6 +258,19 @@ class Plan(object):
             lines.append("%s -C %s %s 2>/dev/null || %s %s %s" % (ipt, parent, _shell_words(jump), ipt, where, _shell_words(jump)))
         return lines
 
+    def check_lines(self, prog="iptables"):
+        """Shell commands that all succeed only while the owned rules are in place: each jump to an owned chain, and
+        each owned chain's first rule. A firewall reload that flushed the tables (``flush ruleset`` in
+        /etc/nftables.conf, ``iptables-restore`` of saved tables, ``firewall-cmd --reload``) makes one fail; the role's
+        firewall guard then runs the replay again."""
+        lines = []
+        for table, chain, parent, _position, jump, rules in self.replay:
+            ipt = "%s -w -t %s" % (prog, table)
+            lines.append("%s -C %s %s" % (ipt, parent, _shell_words(jump)))
+            if rules:
+                lines.append("%s -C %s %s" % (ipt, chain, _shell_words(rules[0])))
+        return lines
+
     def diff(self):
         return {
             "before": _save_text(self.before),

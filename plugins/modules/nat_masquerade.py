@@ -194,6 +194,15 @@ rules:
   sample:
     - '-t filter -A FORWARD -m comment --comment "overlay.gre nat_masquerade" -j OVERLAY-GRE-FWD'
     - '-t filter -A OVERLAY-GRE-FWD -s 10.10.1.0/24 -o eth1 -m comment --comment "overlay.gre nat_masquerade" -j ACCEPT'
+replay_check:
+  description:
+    - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
+      each owned chain's first rule); one fails once a firewall reload has flushed them.
+    - The role M(overlay.gre.gre_router)'s firewall guard runs them every second, and the commands of RV(replay) again when one fails.
+  returned: always
+  type: list
+  elements: str
+  sample: ["iptables-nft -w -t nat -C POSTROUTING -m comment --comment overlay.gre.nat_masquerade -j OVERLAY-GRE-MASQ"]
 replay:
   description:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
@@ -385,7 +394,7 @@ def main():
 
     after = [rule_line(table, chain, tokens) for table, _chains, rules in changes.after for chain, tokens in rules]
     result = dict(changed=changes.changed, added=changes.added, removed=changes.removed, rules=after, backend=iptables.backend,
-                  replay=changes.replay_lines(iptables.command_name))
+                  replay=changes.replay_lines(iptables.command_name), replay_check=changes.check_lines(iptables.command_name))
     if module._diff:
         result["diff"] = changes.diff()
     module.exit_json(**result)

@@ -137,6 +137,15 @@ removed:
   type: list
   elements: str
   sample: []
+replay_check:
+  description:
+    - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
+      each owned chain's first rule); one fails once a firewall reload has flushed them.
+    - The role M(overlay.gre.gre_router)'s firewall guard runs them every second, and the commands of RV(replay) again when one fails.
+  returned: always
+  type: list
+  elements: str
+  sample: ["iptables-nft -w -t nat -C POSTROUTING -m comment --comment overlay.gre.nat_masquerade -j OVERLAY-GRE-MASQ"]
 replay:
   description:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
@@ -208,7 +217,8 @@ def main():
         except (FirewallInputError, IptablesError) as exc:
             module.fail_json(msg=str(exc))
     output = dict(changed=changed, added=result.added, removed=result.removed, backend=iptables.backend,
-                  sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name) + reflection.replay_lines())
+                  sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name) + reflection.replay_lines(),
+                  replay_check=result.check_lines(iptables.command_name))
     if module._diff:
         diff = result.diff()
         if reflection.wanted:

@@ -227,3 +227,14 @@ def test_tables_that_gain_rules_are_committed_last():
     result = plan(parse_save(saved), [nat_spec(unwanted=[MASQ_A]), fwd_spec(wanted=[ACCEPT_A, ACCEPT_A[:1] + ("10.10.2.0/24",) + ACCEPT_A[2:]])])
     payload = result.restore_payload()
     assert payload.index("*nat") < payload.index("*filter")
+
+
+def test_check_lines_test_each_jump_and_each_chains_first_rule_against_what_the_replay_makes():
+    """The role's firewall guard runs these every second: they must name exactly what replay_lines rebuilds."""
+    result = plan(parse_save(SAVED), [nat_spec(wanted=[MASQ_A, MASQ_B])])
+    assert result.check_lines("iptables-nft") == [
+        "iptables-nft -w -t nat -C POSTROUTING -m comment --comment 'overlay.gre nat_masquerade' -j OVERLAY-GRE-MASQ",
+        "iptables-nft -w -t nat -C OVERLAY-GRE-MASQ -s 10.10.1.0/24 -o eth1 -m comment --comment 'overlay.gre nat_masquerade' -j MASQUERADE"]
+    replay = result.replay_lines("iptables-nft")
+    for line in result.check_lines("iptables-nft"):  # the jump's check starts its replay line; a rule's is its -A line
+        assert any(r.startswith(line + " 2>/dev/null ||") or r == line.replace(" -C ", " -A ", 1) for r in replay), (line, replay)
