@@ -3,13 +3,15 @@
 """Each module killed with SIGKILL at random points of its work, 20 times: the next run converges to the state of a
 clean run, and the run after it reports no change.
 
-A run is started in a forked child (the module's main(), in the namespace, as run_module_direct does) and killed
-after a random share of a clean run's duration, so the kills land before the read, between the read and the apply,
-during `ip -batch` or `iptables-restore`, during a file's write, or after the apply. Half of the kills take the
-module's whole process group with it (its `ip -batch` or `iptables-restore` dies too, part way through its input);
-the other half kill the module alone, and its orphaned children finish first. Each test prints how many kills left
-the state untouched, part-way and complete. The modules that need no GRE run on the host, gre_tunnel in the lab
-(marked gre); service_files' write script (the action's shell) is killed the same way, in a temporary folder.
+A run is started in a forked child (the module's main(), in the namespace, as run_module_direct does) and killed in
+turn: after a random share of a clean run's duration, with its whole process group (its `ip -batch` or
+`iptables-restore` dies too) or alone (its orphaned children finish first), so that the kills land before the read,
+between the read and the apply, during a file's write, or after the apply; and, for the modules that apply through
+`ip -batch` or `iptables-restore`, inside that program's input: a cut shim, which the module finds instead of the
+program, passes a random share of the input's lines to the real one, then kills the module. Each test prints how
+many kills left the state untouched, part-way and complete. The modules that need no GRE run on the host, gre_tunnel
+in the lab (marked gre); service_files' write script (the action's shell) is killed the same way, in a temporary
+folder.
 """
 
 from __future__ import annotations
@@ -31,33 +33,50 @@ from support.lab import ip_json, sh
 KILLS = 20
 
 
-IP_SHIM = """#!%(python)s
-# test shim for ip: an `ip -batch FILE` runs only the first share (OVERLAY_TEST_CUT) of FILE's lines, then the module
-# that started it is killed with SIGKILL, as if the machine stopped it part way through its batch
+CUT_SHIM = """#!%(python)s
+# test shim for %(name)s: only the first share (OVERLAY_TEST_CUT) of its input's lines reach the real %(name)s (an
+# `ip -batch FILE`'s file, or iptables-restore's stdin), then the module that started it is killed with SIGKILL, as
+# if the machine stopped it part way through its apply
 import os, signal, subprocess, sys
-argv = sys.argv[1:]
+argv, share = sys.argv[1:], float(os.environ["OVERLAY_TEST_CUT"])
 if "-batch" in argv:
     path = argv[argv.index("-batch") + 1]
     with open(path) as handle:
         lines = handle.readlines()
     with open(path + ".cut", "w") as handle:
-        handle.writelines(lines[:int(float(os.environ["OVERLAY_TEST_CUT"]) * len(lines))])
+        handle.writelines(lines[:int(share * len(lines))])
     argv[argv.index("-batch") + 1] = path + ".cut"
-    subprocess.call(["%(ip)s"] + argv)
+    subprocess.call(["%(real)s"] + argv)
     os.unlink(path + ".cut")
-    os.kill(os.getppid(), signal.SIGKILL)
-    sys.exit(1)
-os.execv("%(ip)s", ["%(ip)s"] + argv)
+else:
+    lines = sys.stdin.read().splitlines(True)
+    subprocess.run(["%(real)s"] + argv, input="".join(lines[:int(share * len(lines))]), text=True, check=False)
+os.kill(os.getppid(), signal.SIGKILL)
+sys.exit(1)
 """
 
 
-def ip_shim(folder):
-    """A folder holding the ip shim, to put first on the module's PATH."""
+def cut_shims(folder, names):
+    """A folder of cut shims for the programs NAMES (found by the module through get_bin_path: see start)."""
     folder.mkdir(exist_ok=True)
-    shim = folder / "ip"
-    shim.write_text(IP_SHIM % {"python": sys.executable, "ip": shutil.which("ip")}, encoding="utf-8")
-    shim.chmod(0o755)
+    for name in names:
+        real = shutil.which(name, path=os.pathsep.join([os.environ["PATH"], "/usr/sbin", "/sbin"]))
+        shim = folder / name
+        shim.write_text(CUT_SHIM % {"python": sys.executable, "name": name, "real": real}, encoding="utf-8")
+        shim.chmod(0o755)
     return str(folder)
+
+
+def _use_shims(folder):
+    """In the forked child: the module's get_bin_path answers with the shim where there is one."""
+    from ansible.module_utils.basic import AnsibleModule
+    original = AnsibleModule.get_bin_path
+
+    def get_bin_path(self, arg, required=False, opt_dirs=None):
+        shim = os.path.join(folder, arg)
+        return shim if os.path.exists(shim) else original(self, arg, required=required, opt_dirs=opt_dirs)
+
+    AnsibleModule.get_bin_path = get_bin_path
 
 
 def start(netns, module, args, env=None):
@@ -69,6 +88,8 @@ def start(netns, module, args, env=None):
         try:
             os.setsid()
             os.environ.update(env or {})
+            if "OVERLAY_TEST_SHIMS" in os.environ:
+                _use_shims(os.environ["OVERLAY_TEST_SHIMS"])
             lab._setns(netns)  # pylint: disable=protected-access
             lab.call_module(module, full)
         finally:
@@ -87,7 +108,7 @@ def wait_group(pgid):
 
 
 def killed_run(netns, module, args, delay, whole_group, env=None):
-    """Start MODULE, SIGKILL it after DELAY seconds (DELAY None: the ip shim in ENV kills it during its batch)."""
+    """Start MODULE, SIGKILL it after DELAY seconds (DELAY None: a cut shim named in ENV kills it during its apply)."""
     pid = start(netns, module, args, env)
     if delay is not None:
         time.sleep(delay)
@@ -113,7 +134,7 @@ def exercise(netns, module, args, reset, snapshot, seed, shim=None):
     """The 20 kills of MODULE; returns {outcome: count} with outcome untouched / part-way / complete.
 
     The kills take turns: after a random delay, the whole process group; after a random delay, the module alone;
-    and, given SHIM (the ip shim's folder, for the modules that apply with `ip -batch`), inside the batch itself.
+    and, given SHIM (a folder of cut shims: the program the module applies with), inside that program's input.
     """
     reset()
     empty = snapshot()
@@ -128,7 +149,7 @@ def exercise(netns, module, args, reset, snapshot, seed, shim=None):
         assert snapshot() == empty
         how = number % 3 if shim else number % 2
         if how == 2:
-            env = {"PATH": shim + os.pathsep + os.environ["PATH"], "OVERLAY_TEST_CUT": str(rng.random())}
+            env = {"OVERLAY_TEST_SHIMS": shim, "OVERLAY_TEST_CUT": str(rng.random())}
             killed_run(netns, module, args, None, whole_group=True, env=env)
         else:
             killed_run(netns, module, args, rng.uniform(0, duration * 1.1), whole_group=how == 0)
@@ -157,18 +178,20 @@ def iptables_reset(netns, backend):
 
 
 @pytest.mark.parametrize("backend", ["nft", "legacy"])
-def test_nat_masquerade_killed_at_random_points(netns, backend):
+def test_nat_masquerade_killed_at_random_points(netns, backend, tmp_path):
     sh(netns, "ip link add wan0 type veth peer name wan0p")
     rules = [{"source": "10.%d.0.0/16" % i, "out_interface": "wan0"} for i in range(1, 25)]
     exercise(netns, "nat_masquerade", {"rules": rules, "purge": True, "backend": backend},
-             iptables_reset(netns, backend), lambda: iptables_snapshot(netns, backend), seed=1)
+             iptables_reset(netns, backend), lambda: iptables_snapshot(netns, backend), seed=1,
+             shim=cut_shims(tmp_path / "shim", ["iptables-%s-restore" % backend]))
 
 
 @pytest.mark.parametrize("backend", ["nft", "legacy"])
-def test_tunnel_firewall_killed_at_random_points(netns, backend):
+def test_tunnel_firewall_killed_at_random_points(netns, backend, tmp_path):
     args = {"tunnel": "gre-router_b", "peer_underlay": "172.19.1.2", "backend": backend,
             "local_networks": ["10.10.%d.0/24" % i for i in range(1, 9)], "peer_networks": ["20.10.%d.0/24" % i for i in range(1, 9)]}
-    exercise(netns, "tunnel_firewall", args, iptables_reset(netns, backend), lambda: iptables_snapshot(netns, backend), seed=2)
+    exercise(netns, "tunnel_firewall", args, iptables_reset(netns, backend), lambda: iptables_snapshot(netns, backend), seed=2,
+             shim=cut_shims(tmp_path / "shim", ["iptables-%s-restore" % backend]))
 
 
 def test_ip_route_killed_at_random_points(netns, tmp_path):
@@ -178,7 +201,7 @@ def test_ip_route_killed_at_random_points(netns, tmp_path):
     exercise(netns, "ip_route", {"routes": routes, "purge": True},
              lambda: sh(netns, "ip route flush table 100; ip route flush table 101; true"),
              lambda: sorted(json.dumps(r, sort_keys=True) for r in ip_json(netns, "route", "show", "table", "all", "proto", "71")), seed=3,
-             shim=ip_shim(tmp_path / "shim"))
+             shim=cut_shims(tmp_path / "shim", ["ip"]))
 
 
 def test_ip_forward_killed_at_random_points(netns, tmp_path):
@@ -220,7 +243,7 @@ def test_gre_tunnel_killed_at_random_points(netns, tmp_path):
         routes = sorted(json.dumps(r, sort_keys=True) for r in ip_json(netns, "route"))
         return json.dumps([sorted(links, key=lambda x: x["ifname"]), sorted(addresses), routes])
 
-    exercise(netns, "gre_tunnel", {"tunnels": tunnels, "purge": True}, reset, snapshot, seed=5, shim=ip_shim(tmp_path / "shim"))
+    exercise(netns, "gre_tunnel", {"tunnels": tunnels, "purge": True}, reset, snapshot, seed=5, shim=cut_shims(tmp_path / "shim", ["ip"]))
 
 
 # --- service_files' write script (the action's shell), killed during its file writes --------------------------------
