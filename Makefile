@@ -14,7 +14,7 @@ test: bootstrap
 	@scripts/test-all
 
 sanity: bootstrap
-	@scripts/test-all sanity lint changelog build
+	@scripts/test-all sanity sanity-core218 lint changelog build
 
 pytest: bootstrap
 	@scripts/test-all pytest-host pytest-lab
