@@ -13,7 +13,9 @@ options:
   lock_timeout:
     description:
       - How many seconds to wait for the router's lock, which one overlay.gre change at a time holds from its read of
-        the kernel to the end of its apply (a file under C(/run/overlay-gre), one per network namespace).
+        the kernel to the end of its apply (a file under C(/run/overlay-gre), one per network namespace). The
+        P(overlay.gre.service_files#module) action holds it for its write, after checking under it that each file it
+        changes is still as its read found it.
       - Two runs against the same router at once (two people, or a person and a pipeline) then take turns, and a
         plan is never applied over a state that another run changed meanwhile.
       - When the lock is still held after that long, the task fails without changing anything and says which run

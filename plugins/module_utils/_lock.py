@@ -41,9 +41,11 @@ def lock_path():
 
 def lock_shell(timeout, what):
     """Shell lines that take the same lock on file descriptor 9 for the rest of the script, or exit 75 saying why."""
-    return ("mkdir -p %s && exec 9>>%s/netns-$(stat -L -c %%i /proc/self/ns/net).lock || exit 1\n"
-            "flock -w %d 9 || { echo \"another overlay.gre run held this router's lock for %d s (lock_timeout): %s was not done; "
-            "wait for it to end, then run again\" >&2; exit 75; }"
+    return ("lock=%s/netns-$(stat -L -c %%i /proc/self/ns/net).lock\n"
+            "mkdir -p %s && exec 9>>\"$lock\" || exit 1\n"
+            "flock -w %d 9 || { echo \"another overlay.gre run ($(cat \"$lock\")) held this router's lock for %d s (lock_timeout): %s was not done; "
+            "wait for it to end, then run again\" >&2; exit 75; }\n"
+            "echo \"overlay.gre.service_files pid $$\" > \"$lock\""
             % (LOCK_DIR, LOCK_DIR, timeout, timeout, what))
 
 

@@ -47,6 +47,8 @@ class ServiceFilesError(ValueError):
 
 def validate(params):
     """Normalised FILES, UNITS and PRUNE from the task's arguments; every error names the option and the value."""
+    if params.get("lock_timeout", 0) < 0:
+        raise ServiceFilesError("lock_timeout: %d is not a number of seconds (0 or more)" % params["lock_timeout"])
     files, seen = [], set()
     for index, entry in enumerate(params.get("files") or []):
         where = "files[%d]" % index

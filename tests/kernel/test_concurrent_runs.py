@@ -101,9 +101,8 @@ def test_two_site_runs_at_once_take_turns_and_end_as_one_run_does(howto_topology
         runs = [subprocess.Popen([os.path.join(os.path.dirname(env["LAB_PYTHON"]), "ansible-playbook"), "-i", topo.inventory, SITE],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env) for _run in range(2)]
         outputs = [run.communicate()[0] for run in runs]
-        for run, output in zip(runs, outputs):
-            assert run.returncode == 0 or "held this router's lock" in output, "round %d (%s):\n%s" % (number + 1, kind, output)
-        assert any(run.returncode == 0 for run in runs), "round %d (%s): neither run succeeded" % (number + 1, kind)
+        for run, output in zip(runs, outputs):  # with lock_timeout's 300 s, a run that gave up waiting would be a bug
+            assert run.returncode == 0, "round %d (%s):\n%s" % (number + 1, kind, output)
         assert state(topo) == reference, "round %d (after resetting %s): the routers differ from one run's result" % (number + 1, kind)
     third = run_playbook(SITE, topo.inventory, env_extra={"ANSIBLE_STDOUT_CALLBACK": "default"})
     assert third.returncode == 0, third.output

@@ -65,7 +65,19 @@ def test_the_actions_shell_takes_the_same_lock_as_the_modules(tmp_path, holder):
     script = sf.write_script(steps, lock_timeout=1).replace("/run/overlay-gre", os.path.dirname(holder))
     run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     assert run.returncode == 75 and "held this router's lock for 1 s" in run.stderr
+    assert "(overlay.gre.test_holder pid" in run.stderr  # who holds it
     assert not (tmp_path / "f").exists()
+
+
+def test_the_actions_shell_says_it_holds_the_lock_and_a_negative_timeout_is_refused(tmp_path):
+    entry = {"path": str(tmp_path / "f"), "content": "new\n", "mode": "0644"}
+    files, units, prune = sf.validate({"files": [entry]})
+    steps = sf.plan(files, units, prune, {"systemd": False, "files": [{"kind": "none"}], "units": []})
+    script = sf.write_script(steps).replace("/run/overlay-gre", str(tmp_path / "lock"))
+    subprocess.run(["sh", "-c", script + "cat \"$lock\" > %s\n" % (tmp_path / "holder")], check=True)
+    assert (tmp_path / "holder").read_text(encoding="utf-8").startswith("overlay.gre.service_files pid ")
+    with pytest.raises(sf.ServiceFilesError, match="lock_timeout: -5 is not a number of seconds"):
+        sf.validate({"files": [entry], "lock_timeout": -5})
 
 
 @pytest.mark.parametrize("meanwhile,code", [("other\n", 76), ("new\n", 0), (None, 0)], ids=["changed by another run", "already as wanted", "still as read"])
