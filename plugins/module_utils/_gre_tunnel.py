@@ -22,7 +22,7 @@ import re
 import shlex
 import tempfile
 
-from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
+from ansible_collections.overlay.gre.plugins.module_utils import _lock, _rtnetlink
 from ansible_collections.overlay.gre.plugins.module_utils._diff import DifferenceTracker
 
 MANAGED_ALIAS = "overlay.gre.gre_tunnel"
@@ -760,7 +760,7 @@ def run_ip_batch(module, argv, lines):
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")
-        rc, out, err = module.run_command(list(argv) + ["-batch", path])
+        rc, out, err = module.run_command(list(argv) + ["-batch", path], pass_fds=_lock.held_fds())
     finally:
         os.unlink(path)
     return rc, out, err.replace("Command failed %s:" % path, "Command failed -:")

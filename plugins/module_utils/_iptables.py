@@ -26,6 +26,7 @@ import shutil
 import subprocess
 
 from ansible_collections.overlay.gre.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.overlay.gre.plugins.module_utils._lock import held_fds
 
 COLLECTION_TAG = "overlay.gre"
 BACKENDS = ("nft", "legacy")
@@ -427,7 +428,8 @@ def run(cmd, data=None):
     """
     env = dict(os.environ, LC_ALL="C")
     try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, text=True, env=env, check=False)
+        # the router's lock goes with the program (see _lock.held_fds)
+        proc = subprocess.run(cmd, input=data, capture_output=True, text=True, env=env, check=False, pass_fds=held_fds())
     except OSError as exc:
         return 127, "", "cannot run %s: %s" % (cmd[0], exc)
     return proc.returncode, proc.stdout, proc.stderr

@@ -24,6 +24,14 @@ LOCK_DIR = "/run/overlay-gre"
 DEFAULT_TIMEOUT = 300
 POLL = 0.05
 ARGUMENT_SPEC = dict(lock_timeout=dict(type="int", default=DEFAULT_TIMEOUT))
+_HELD = []  # the descriptors of the locks this process holds
+
+
+def held_fds():
+    """The descriptors of the locks this process holds, for the programs it runs to inherit (``pass_fds``): a module
+    killed while its ``ip -batch`` or ``iptables-restore`` runs leaves the lock held until that program ends, so the
+    next run never reads a state in the middle of its change."""
+    return tuple(_HELD)
 
 
 class LockTimeout(Exception):
@@ -72,9 +80,12 @@ def held(timeout, holder, path=None):
                 time.sleep(POLL)
         os.ftruncate(fd, 0)
         os.pwrite(fd, ("%s pid %d\n" % (holder, os.getpid())).encode(), 0)
+        _HELD.append(fd)
         yield path
     finally:
-        os.close(fd)  # releases the lock
+        if fd in _HELD:
+            _HELD.remove(fd)
+        os.close(fd)  # releases the lock, unless a program started meanwhile still holds it
 
 
 def _holder(fd):

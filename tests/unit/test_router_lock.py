@@ -103,3 +103,20 @@ def test_the_write_rechecks_each_file_under_the_lock(tmp_path, meanwhile, code):
 def test_posix_cksum_is_what_the_cksum_tool_prints(data):
     printed = subprocess.run(["sh", "-c", "cksum | tr ' ' :"], input=data, capture_output=True, check=True).stdout.decode().strip()
     assert sf.posix_cksum(data) == printed
+
+
+def test_a_program_started_under_the_lock_keeps_it_after_the_module_is_gone(tmp_path):
+    """A module killed while its ip -batch or iptables-restore runs: that program (given held_fds()) still holds the
+    lock, so the next run waits until it ends instead of reading a state in the middle of its change."""
+    path = str(tmp_path / "lock" / "netns-1.lock")
+    release = tmp_path / "release"
+    with _lock.held(1, "module", path=path):
+        program = subprocess.Popen(["sh", "-c", "while [ ! -e %s ]; do sleep 0.05; done" % release], pass_fds=_lock.held_fds())
+    assert _lock.held_fds() == ()
+    with pytest.raises(_lock.LockTimeout):
+        with _lock.held(0.3, "next run", path=path):
+            pytest.fail("took the lock while the program still holds it")
+    release.touch()
+    program.wait()
+    with _lock.held(1, "next run", path=path):
+        pass
