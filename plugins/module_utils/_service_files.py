@@ -163,15 +163,16 @@ def plan(files, units, prune, live):
         if current["kind"] == "other":
             raise ServiceFilesError("%s is there but is not a regular file; move it away, then run again" % entry["path"])
         if entry["state"] == "absent":
-            if current["kind"] == "file":
-                steps.append(("remove", entry))
+            action = "remove" if current["kind"] == "file" else None
         elif current["kind"] == "none" or current["content"] != entry["content"]:
-            steps.append(("write", entry))
+            action = "write"
         elif current["mode"] != entry["mode"]:
-            steps.append(("chmod", entry))
-    for action, entry in steps:
-        current = live["files"][files.index(entry)]
-        expect.append((action, entry, current.get("cksum") if current["kind"] == "file" else None))
+            action = "chmod"
+        else:
+            action = None
+        if action:
+            steps.append((action, entry))
+            expect.append((action, entry, current.get("cksum") if current["kind"] == "file" else None))
     changed_files = [entry["path"] for action, entry in steps if action in ("write", "remove")]
     unit_steps = []
     reload_units = False
@@ -271,13 +272,13 @@ def write_script(steps, lock_timeout=DEFAULT_LOCK_TIMEOUT):
     checks = []
     for action, entry, cksum in steps.get("expect", []):
         quoted = shlex.quote(entry["path"])
-        found = ("[ \"$(cksum < %s 2>/dev/null | tr ' ' :)\" = %s ]" % (quoted, shlex.quote(cksum)) if cksum
-                 else "{ [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted))
+        absent = "{ [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted)
+        found = "[ \"$sum\" = %s ]" % shlex.quote(cksum) if cksum else absent
         if action == "write":
-            found += " || [ \"$(cksum < %s 2>/dev/null | tr ' ' :)\" = %s ]" % (quoted, posix_cksum(entry["content"]))
+            found += " || [ \"$sum\" = %s ]" % posix_cksum(entry["content"])
         elif action == "remove":
-            found += " || { [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted)
-        checks.append("%s || { echo %s >&2; exit 76; }" % (found, shlex.quote(
+            found += " || " + absent
+        checks.append("sum=$(cksum < %s 2>/dev/null | tr ' ' :) || true\n%s || { echo %s >&2; exit 76; }" % (quoted, found, shlex.quote(
             "%s changed since this run read it (another run at the same time?): nothing was changed; run again" % entry["path"])))
     return "\n".join(["set -e", "umask 022", lock_shell(lock_timeout, "the change of files and units")] + checks
                      + [shell for shell, label in _commands(steps)]) + "\n"
