@@ -34,6 +34,11 @@ def held_fds():
     return tuple(_HELD)
 
 
+def timeout_error(timeout):
+    """The message that refuses lock_timeout=TIMEOUT, or None when it is a number of seconds."""
+    return "lock_timeout: %d is not a number of seconds (0 or more)" % timeout if timeout < 0 else None
+
+
 class LockTimeout(Exception):
     """Another run held the router's lock for longer than lock_timeout."""
 
@@ -102,8 +107,8 @@ def router_lock(module, holder):
     In check mode a lock that cannot be made (no root, a read-only /run) is done without: check mode changes nothing.
     """
     timeout = module.params["lock_timeout"]
-    if timeout < 0:
-        module.fail_json(msg="lock_timeout: %d is not a number of seconds (0 or more)" % timeout, changed=False)
+    if timeout_error(timeout):
+        module.fail_json(msg=timeout_error(timeout), changed=False)
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(held(timeout, holder))

@@ -19,7 +19,7 @@ import posixpath
 import shlex
 
 from ansible_collections.overlay.gre.plugins.module_utils._lock import DEFAULT_TIMEOUT as DEFAULT_LOCK_TIMEOUT
-from ansible_collections.overlay.gre.plugins.module_utils._lock import lock_shell
+from ansible_collections.overlay.gre.plugins.module_utils._lock import lock_shell, timeout_error
 
 ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", default=[], options=dict(
@@ -47,8 +47,8 @@ class ServiceFilesError(ValueError):
 
 def validate(params):
     """Normalised FILES, UNITS and PRUNE from the task's arguments; every error names the option and the value."""
-    if params.get("lock_timeout", 0) < 0:
-        raise ServiceFilesError("lock_timeout: %d is not a number of seconds (0 or more)" % params["lock_timeout"])
+    if timeout_error(params.get("lock_timeout", 0)):
+        raise ServiceFilesError(timeout_error(params["lock_timeout"]))
     files, seen = [], set()
     for index, entry in enumerate(params.get("files") or []):
         where = "files[%d]" % index
