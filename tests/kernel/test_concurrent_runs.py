@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from support.lab import ROOT, ansible_env, ip_json, run_playbook, sh
+from support.lab import ROOT, ansible_env, howto_inventory, ip_json, run_playbook, sh
 
 pytestmark = pytest.mark.gre
 
@@ -58,19 +58,6 @@ def state(topo):
     return json.dumps(out, sort_keys=True, indent=1)
 
 
-def inventory(tmp_path, topo):
-    import yaml
-    host_vars = tmp_path / "host_vars"
-    host_vars.mkdir()
-    for host in ROUTERS:
-        with open(os.path.join(ROOT, "inventories", "example", "host_vars", host + ".yml"), encoding="utf-8") as handle:
-            (host_vars / (host + ".yml")).write_text(handle.read())
-    hosts = {"all": {"vars": {"ansible_connection": "overlay.gre.netns"},
-                     "children": {"gre_routers": {"hosts": {h: {"ansible_host": topo.ns(h)} for h in ROUTERS}}}}}
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    return str(tmp_path / "hosts.yml")
-
-
 def reset(topo, kind):
     for host in ROUTERS:
         sh(topo.ns(host), RESETS[kind])
@@ -88,7 +75,7 @@ def recap(output):
 
 def test_two_site_runs_at_once_take_turns_and_end_as_one_run_does(howto_topology, tmp_path):
     topo = howto_topology
-    topo.inventory = inventory(tmp_path, topo)
+    topo.inventory = howto_inventory(tmp_path, topo)
     single = run_playbook(SITE, topo.inventory)
     assert single.returncode == 0, single.output
     reference = state(topo)

@@ -12,9 +12,8 @@ import json
 import os
 
 import pytest
-import yaml
 
-from support.lab import ROOT, ip_json, run_playbook, sh
+from support.lab import ROOT, howto_inventory, ip_json, run_playbook, sh
 
 
 def _state(topo):
@@ -31,23 +30,6 @@ def _stable_addresses(links):
     for link in links:
         link["addr_info"] = [a for a in link.get("addr_info", []) if not (a["family"] == "inet6" and a["scope"] == "link")]
     return links
-
-
-def _inventory(tmp_path, topo, changes):
-    """The example inventory's host_vars with CHANGES applied, reaching the topology's namespaces."""
-    host_vars = tmp_path / "host_vars"
-    host_vars.mkdir()
-    for host in ("router_a", "router_b"):
-        with open(os.path.join(ROOT, "inventories", "example", "host_vars", host + ".yml"), encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-        data.update(changes.get(host, {}))
-        (host_vars / (host + ".yml")).write_text(yaml.safe_dump(data))
-    hosts = {"all": {"vars": {"ansible_connection": "overlay.gre.netns"},
-                     "children": {"gre_routers": {"hosts": {h: {"ansible_host": topo.ns(h)} for h in ("router_a", "router_b")}}}}}
-    for name, extra in changes.get("extra_hosts", {}).items():
-        hosts["all"]["children"]["gre_routers"]["hosts"][name] = extra
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    return str(tmp_path / "hosts.yml")
 
 
 CASES = {
@@ -68,7 +50,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_inventory_fails_before_any_change(howto_topology, tmp_path, case):
     changes, messages = CASES[case]
-    inventory = _inventory(tmp_path, howto_topology, changes)
+    inventory = howto_inventory(tmp_path, howto_topology, changes)
     before = _state(howto_topology)
     run = run_playbook(os.path.join(ROOT, "playbooks", "site.yml"), inventory)
     assert run.returncode != 0, run.output

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUTPUT = os.path.join(ROOT, "tests", "output")
 COLLECTIONS = os.path.join(OUTPUT, "collections")
@@ -122,6 +124,25 @@ def run_playbook(playbook, inventory, check=False, diff=False, extra_vars=None, 
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     return run_ansible(argv, env_extra=env_extra, cwd=cwd)
+
+
+def howto_inventory(tmp_path, topo, changes=None):
+    """The example inventory's host_vars (CHANGES applied: {host: {variable: value}}, and "extra_hosts") for the
+    routers of TOPO (the how-to's topology), reached as its namespaces; returns the hosts file's path."""
+    changes = changes or {}
+    host_vars = tmp_path / "host_vars"
+    host_vars.mkdir()
+    for host in ("router_a", "router_b"):
+        with open(os.path.join(ROOT, "inventories", "example", "host_vars", host + ".yml"), encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+        data.update(changes.get(host, {}))
+        (host_vars / (host + ".yml")).write_text(yaml.safe_dump(data))
+    hosts = {"all": {"vars": {"ansible_connection": "overlay.gre.netns"},
+                     "children": {"gre_routers": {"hosts": {h: {"ansible_host": topo.ns(h)} for h in ("router_a", "router_b")}}}}}
+    for name, extra in changes.get("extra_hosts", {}).items():
+        hosts["all"]["children"]["gre_routers"]["hosts"][name] = extra
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return str(tmp_path / "hosts.yml")
 
 
 def _output_dir():
