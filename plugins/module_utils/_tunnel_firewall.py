@@ -38,12 +38,34 @@ class FirewallInputError(ValueError):
     pass
 
 
+TUNNEL_OPTIONS = ("tunnel", "state", "peer_underlay", "peer_tunnel_address", "local_networks", "peer_networks", "mss_clamp",
+                  "reflect_keepalives")
+
+
+def validate_all(params):
+    """The module's tunnels, normalised: O(tunnels) (each entry with its place in the option's name), or the one
+    tunnel of the top-level options. Raises FirewallInputError naming the option and the value."""
+    if params.get("tunnels") is None:
+        return [validate(params)]
+    out, seen = [], set()
+    for index, entry in enumerate(params["tunnels"]):
+        try:
+            opts = validate(entry)
+        except FirewallInputError as exc:
+            raise FirewallInputError("tunnels[%d].%s" % (index, exc))
+        if opts["tunnel"] in seen:
+            raise FirewallInputError("tunnels[%d].tunnel: %r is listed twice" % (index, opts["tunnel"]))
+        seen.add(opts["tunnel"])
+        out.append(opts)
+    return out
+
+
 def validate(params):
-    """Check every option before anything is read or changed; returns normalised values."""
-    tunnel = params["tunnel"]
+    """Check every option of one tunnel before anything is read or changed; returns normalised values."""
+    tunnel = params.get("tunnel")
     if not tunnel or len(tunnel) > 15 or any(c in tunnel for c in "/: \t\n") or tunnel in (".", ".."):
         raise FirewallInputError("tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)" % (tunnel,))
-    out = {"tunnel": tunnel, "state": params["state"], "reflect_keepalives": bool(params.get("reflect_keepalives"))}
+    out = {"tunnel": tunnel, "state": params.get("state") or "present", "reflect_keepalives": bool(params.get("reflect_keepalives"))}
 
     def networks(option):
         nets = []
@@ -61,7 +83,7 @@ def validate(params):
     out["peer_networks"] = networks("peer_networks")
     out["peer_underlay"] = _ipv4_address(params, "peer_underlay")
     out["peer_tunnel_address"] = _ipv4_address(params, "peer_tunnel_address")
-    clamp = params.get("mss_clamp")
+    clamp = params.get("mss_clamp", "pmtu")
     if clamp is None or clamp is False or str(clamp).lower() in ("false", "off", "no", "none", ""):
         out["mss_clamp"] = None
     elif str(clamp).lower() == "pmtu":
@@ -129,23 +151,41 @@ def wanted_rules(opts):
     return rules
 
 
-def chain_specs(opts, tables):
-    """The ChainSpecs that bring the kernel to OPTS, given the current TABLES (from parse_save)."""
-    tunnel = opts["tunnel"]
-    present = opts["state"] == "present"
-    rules = wanted_rules(opts) if present else {}
+def owned_tunnels(tables):
+    """The tunnels that have chains of this module in TABLES (from parse_save)."""
+    names = set()
+    for table in ("filter", "mangle"):
+        for chain in (tables.get(table).chains if tables.get(table) else {}):
+            for prefix in (IN_PREFIX, FWD_PREFIX, MSS_PREFIX):
+                if chain.startswith(prefix):
+                    names.add(chain[len(prefix):])
+    return names
+
+
+def chain_specs(opts_list, tables, purge=False):
+    """The ChainSpecs that bring the kernel to OPTS_LIST (one per tunnel), given the current TABLES (from parse_save);
+    with PURGE also the removal of every other tunnel's chains."""
+    if isinstance(opts_list, dict):
+        opts_list = [opts_list]
+    listed = set(opts["tunnel"] for opts in opts_list)
+    gone = sorted(owned_tunnels(tables) - listed) if purge else []
+    everything = list(opts_list) + [{"tunnel": name, "state": "absent"} for name in gone]
     parents = {IN_PREFIX: ("filter", "INPUT"), FWD_PREFIX: ("filter", "FORWARD"), MSS_PREFIX: ("mangle", "FORWARD")}
     specs = []
-    for prefix, (table, parent) in parents.items():
-        chain = prefix + tunnel
-        specs.append(ChainSpec(table, chain, parent, position="first", wanted=rules.get((table, chain), []), purge=True,
-                               jump_comment="%s %s" % (COLLECTION_TAG, tunnel)))
+    for opts in everything:
+        tunnel = opts["tunnel"]
+        rules = wanted_rules(opts) if opts["state"] == "present" else {}
+        for prefix, (table, parent) in parents.items():
+            chain = prefix + tunnel
+            specs.append(ChainSpec(table, chain, parent, position="first", wanted=rules.get((table, chain), []), purge=True,
+                                   jump_comment="%s %s" % (COLLECTION_TAG, tunnel)))
     # The shared GRE drop stays while any tunnel accepts GRE from its peer.
     filter_chains = (tables.get("filter").chains if tables.get("filter") else {})
-    others_accept = any(name.startswith(IN_PREFIX) and name != IN_PREFIX + tunnel for name in filter_chains)
-    mine_accepts = present and bool(opts["peer_underlay"])
+    handled = set(opts["tunnel"] for opts in everything)
+    others_accept = any(name.startswith(IN_PREFIX) and name[len(IN_PREFIX):] not in handled for name in filter_chains)
+    ours_accept = any(opts["state"] == "present" and opts.get("peer_underlay") for opts in everything)
     drop = [("-p", "gre", "-m", "comment", "--comment", "%s: GRE from any other address" % COLLECTION_TAG, "-j", "DROP")]
-    specs.append(ChainSpec("filter", GRE_DROP_CHAIN, "INPUT", position="last", wanted=drop if (others_accept or mine_accepts) else [],
+    specs.append(ChainSpec("filter", GRE_DROP_CHAIN, "INPUT", position="last", wanted=drop if (others_accept or ours_accept) else [],
                            purge=True, jump_comment=COLLECTION_TAG))
     return specs
 
@@ -213,6 +253,51 @@ class Reflection(object):
         """Boot lines that set the two settings once the tunnel exists (the boot script makes it first)."""
         return ["echo %d > %s" % (value, shlex.quote(os.path.join(PROC_SYS, "net", "ipv4", "conf", self.tunnel, name)))
                 for name, value in self.wanted.items()]
+
+
+class Reflections(object):
+    """The Reflection of every tunnel, as one."""
+
+    def __init__(self, opts_list, check_mode, proc_sys=PROC_SYS):
+        self.items = [Reflection(opts, check_mode, proc_sys) for opts in opts_list]
+
+    @property
+    def wanted(self):
+        return any(item.wanted for item in self.items)
+
+    @property
+    def changes(self):
+        return [change for item in self.items for change in item.changes]
+
+    def after(self):
+        out = {}
+        for item in self.items:
+            out.update(item.after())
+        return out
+
+    def apply(self):
+        """Set what differs; on a failure put back what was set in every tunnel and raise FirewallInputError."""
+        done = []
+        for item in self.items:
+            try:
+                done.append((item, item.apply()))
+            except FirewallInputError as exc:
+                failed = [path for earlier, names in done for path in earlier.undo(names)]
+                if failed:
+                    raise FirewallInputError("%s; putting back the settings of the other tunnels failed for %s: check those by hand"
+                                             % (exc, ", ".join(failed)))
+                raise
+        return done
+
+    @staticmethod
+    def undo(done):
+        return [path for item, names in done for path in item.undo(names)]
+
+    def diff_lines(self, after):
+        return [line for item in self.items if item.wanted for line in item.diff_lines(after)]
+
+    def replay_lines(self):
+        return [line for item in self.items for line in item.replay_lines()]
 
 
 def _undo_text(failed):

@@ -25,9 +25,10 @@ author:
   - overlay.gre contributors (!UNKNOWN)
 options:
   tunnel:
-    description: The tunnel interface the rules are for.
+    description:
+      - The tunnel interface the rules are for.
+      - Exactly one of O(tunnel) and O(tunnels) is required.
     type: str
-    required: true
   state:
     description: V(absent) removes every rule and chain of O(tunnel).
     type: str
@@ -72,6 +73,54 @@ options:
         and its C(rp_filter) to V(2) (loose, whatever C(net.ipv4.conf.all.rp_filter) says), compares them like the
         rules, and puts them in RV(replay). The tunnel must exist then (in check mode it may be about to be made).
       - V(false) leaves those two settings as they are.
+    type: bool
+    default: false
+  tunnels:
+    description:
+      - The rules of many tunnels in one task (a router with a tunnel to every other site), read and applied in one
+        C(iptables-save) and one C(iptables-restore). Each entry takes the options above, from O(tunnel) to
+        O(reflect_keepalives), with the same defaults.
+      - Mutually exclusive with O(tunnel) and the other per-tunnel options.
+    type: list
+    elements: dict
+    suboptions:
+      tunnel:
+        description: As O(tunnel).
+        type: str
+        required: true
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      peer_underlay:
+        description: As O(peer_underlay).
+        type: str
+      peer_tunnel_address:
+        description: As O(peer_tunnel_address).
+        type: str
+      local_networks:
+        description: As O(local_networks).
+        type: list
+        elements: str
+        default: []
+      peer_networks:
+        description: As O(peer_networks).
+        type: list
+        elements: str
+        default: []
+      mss_clamp:
+        description: As O(mss_clamp).
+        type: raw
+        default: pmtu
+      reflect_keepalives:
+        description: As O(reflect_keepalives).
+        type: bool
+        default: false
+  purge:
+    description:
+      - With O(tunnels), also remove the rules and chains of every other tunnel (the chains C(OGRE-IN-*),
+        C(OGRE-FWD-*) and C(OGRE-MSS-*) of tunnels the list does not name), such as a site's tunnel that is gone.
     type: bool
     default: false
   backend:
@@ -122,6 +171,13 @@ EXAMPLES = r"""
   overlay.gre.tunnel_firewall:
     tunnel: gre-router_b
     state: absent
+
+- name: A router with a tunnel to each of two sites; the rules of any other tunnel go
+  overlay.gre.tunnel_firewall:
+    tunnels:
+      - {tunnel: gre-site2, peer_underlay: 172.19.0.2, local_networks: [10.1.0.0/16], peer_networks: [10.2.0.0/16]}
+      - {tunnel: gre-site3, peer_underlay: 172.19.0.3, local_networks: [10.1.0.0/16], peer_networks: [10.3.0.0/16]}
+    purge: true
 """
 
 RETURN = r"""
@@ -175,13 +231,24 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.overlay.gre.plugins.module_utils import _lock
 
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import Iptables, IptablesError, plan
-from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, Reflection, chain_specs, validate
+from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, Reflections, chain_specs, validate_all
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            tunnel=dict(type="str", required=True),
+            tunnel=dict(type="str"),
+            tunnels=dict(type="list", elements="dict", options=dict(
+                tunnel=dict(type="str", required=True),
+                state=dict(type="str", choices=["present", "absent"], default="present"),
+                peer_underlay=dict(type="str"),
+                peer_tunnel_address=dict(type="str"),
+                local_networks=dict(type="list", elements="str", default=[]),
+                peer_networks=dict(type="list", elements="str", default=[]),
+                mss_clamp=dict(type="raw", default="pmtu"),
+                reflect_keepalives=dict(type="bool", default=False),
+            )),
+            purge=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             peer_underlay=dict(type="str"),
             peer_tunnel_address=dict(type="str"),
@@ -193,15 +260,18 @@ def main():
             wait=dict(type="int", default=10),
             **_lock.ARGUMENT_SPEC
         ),
+        required_one_of=[("tunnel", "tunnels")],
+        mutually_exclusive=[("tunnel", "tunnels"), ("tunnels", "peer_underlay"), ("tunnels", "peer_tunnel_address"),
+                            ("tunnels", "local_networks"), ("tunnels", "peer_networks")],
         supports_check_mode=True,
     )
     with _lock.router_lock(module, "overlay.gre.tunnel_firewall"):
         try:
-            opts = validate(module.params)
+            opts = validate_all(module.params)
             iptables = Iptables(module, backend=module.params["backend"], wait=module.params["wait"])
             tables = iptables.save()
-            result = plan(tables, chain_specs(opts, tables))
-            reflection = Reflection(opts, module.check_mode)
+            result = plan(tables, chain_specs(opts, tables, purge=module.params["purge"] and module.params["tunnels"] is not None))
+            reflection = Reflections(opts, module.check_mode)
             changed = result.changed or bool(reflection.changes)
             if changed and not module.check_mode:
                 done = reflection.apply()
@@ -209,7 +279,7 @@ def main():
                     if result.changed:
                         iptables.restore(result.restore_payload())
                 except IptablesError as exc:
-                    failed = reflection.undo(done)
+                    failed = Reflections.undo(done)
                     if failed:
                         raise IptablesError("%s; putting back the tunnel's settings failed too for %s: check those by hand"
                                             % (exc, ", ".join(failed)))

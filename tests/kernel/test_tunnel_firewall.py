@@ -229,3 +229,31 @@ def test_the_peer_can_ping_the_tunnel_address_under_input_policy_drop(netns_fact
         "-A OGRE-IN-gre-x -s 192.168.8.2/32 -i gre-x -p icmp -m icmp --icmp-type 0"]
     bad = run_module_direct(left, "tunnel_firewall", dict(tunnel="gre-x", peer_tunnel_address="192.168.8", backend=backend))
     assert bad.get("failed") is True and bad["msg"].startswith("peer_tunnel_address: '192.168.8' is not an IP address")
+
+
+def test_tunnels_in_one_run_and_purge_removes_the_tunnel_no_longer_listed(netns, backend):
+    ipt = "iptables-%s" % backend
+    sh(netns, "%s -A FORWARD -s 192.0.2.2 -j ACCEPT" % ipt)
+    site = lambda n: {"tunnel": "gre-s%d" % n, "peer_underlay": "172.19.0.%d" % n, "local_networks": ["10.1.0.0/16"],
+                      "peer_networks": ["10.%d.0.0/16" % n]}
+    three = dict(tunnels=[site(2), site(3), site(4)], purge=True, backend=backend)
+    result = run_module_direct(netns, "tunnel_firewall", three)
+    assert result["changed"] is True, result
+    for n in (2, 3, 4):
+        assert rules(netns, backend, "filter", "OGRE-IN-gre-s%d" % n) == [
+            '-A OGRE-IN-gre-s%d -s 172.19.0.%d/32 -p gre -m comment --comment "overlay.gre gre-s%d" -j ACCEPT' % (n, n, n)]
+    assert run_module_direct(netns, "tunnel_firewall", three)["changed"] is False
+    before_s2 = [line for line in save(netns, backend) if "gre-s2" in line]
+    check = run_module_direct(netns, "tunnel_firewall", dict(three, tunnels=[site(2), site(4)]), check=True)
+    assert check["changed"] is True and all("gre-s3" in line for line in check["removed"]), check
+    assert rules(netns, backend, "filter", "OGRE-IN-gre-s3") != []
+    result = run_module_direct(netns, "tunnel_firewall", dict(three, tunnels=[site(2), site(4)]))
+    text = sh(netns, "%s-save" % ipt).stdout
+    assert "gre-s3" not in text and "gre-s4" in text and "OGRE-GRE-DROP" in text and "192.0.2.2" in text
+    assert [line for line in save(netns, backend) if "gre-s2" in line] == before_s2
+    # without purge, an unlisted tunnel's rules stay
+    run_module_direct(netns, "tunnel_firewall", dict(tunnels=[site(2)], backend=backend))
+    assert "gre-s4" in sh(netns, "%s-save" % ipt).stdout
+    bad = run_module_direct(netns, "tunnel_firewall", dict(tunnels=[site(2), dict(site(5), peer_networks=["10.5.0.1/16"])],
+                                                           backend=backend))
+    assert bad.get("failed") is True and bad["msg"].startswith("tunnels[1].peer_networks: '10.5.0.1/16' is not a network"), bad
