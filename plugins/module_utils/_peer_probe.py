@@ -1,0 +1,167 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note: this module_utils is private to the overlay.gre collection; its API may change at any time.
+
+"""What the role gre_router reads on a router before it changes anything (overlay.gre.peer_probe), in one run.
+
+The probe of each peer follows the how-to: the peer's underlay address must answer from this router's own. A peer
+behind an INPUT policy of DROP does not answer ICMP echo, but its kernel answers ARP (IPv6: neighbour discovery)
+whatever its firewall says: for a peer on a directly connected network a neighbour entry that becomes REACHABLE counts
+as an answer too. Every peer is probed at once (threads), so a router with fifteen peers waits about as long as one
+with one. Besides the probes it lists what earlier runs left: tunnels of overlay.gre.gre_tunnel, boot scripts,
+keepalive configurations and the masquerading chain.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import threading
+import time
+
+GRE_TUNNEL_ALIAS = "overlay.gre.gre_tunnel"
+NEIGHBOUR_WAITING = ("INCOMPLETE", "DELAY", "PROBE")
+NEIGHBOUR_ANSWERED = ("REACHABLE", "STALE", "DELAY", "PROBE")
+NAME_RE = re.compile(r"^[^/: \t\n]{1,15}$")
+
+
+class ProbeInputError(ValueError):
+    pass
+
+
+def validate(params):
+    """The peers to probe, checked; a message names the option and the value."""
+    peers = []
+    for index, entry in enumerate(params.get("peers") or []):
+        where = "peers[%d]" % index
+        if not entry.get("name"):
+            raise ProbeInputError("%s.name: is required" % where)
+        tunnel = entry.get("tunnel")
+        if tunnel is not None and (not NAME_RE.match(tunnel) or tunnel in (".", "..")):
+            raise ProbeInputError("%s.tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)"
+                                  % (where, tunnel))
+        peers.append(dict(entry))
+    return peers
+
+
+def route_device(route_line):
+    """The device of `ip route get` output's first line when the peer is directly connected (no gateway), else None."""
+    if " via " in route_line:
+        return None
+    match = re.search(r" dev (\S+)", route_line)
+    return match.group(1) if match else None
+
+
+def clean_route(text):
+    line = (text or "").splitlines()[0] if (text or "").strip() else ""
+    return re.sub(r" uid [0-9]+", "", line).rstrip()
+
+
+def ping_summary(output):
+    """The line of ping's output that says how it went (its statistics, or its error)."""
+    lines = [line for line in (output or "").splitlines()
+             if "transmitted" in line or line.startswith("ping:") or "connect:" in line or "bind:" in line]
+    return lines[-1] if lines else ""
+
+
+def neighbour_state(output):
+    """The state (last word) of the first non-empty line of `ip neigh show to PEER dev DEV`, or ''."""
+    for line in (output or "").splitlines():
+        if line.strip():
+            return line.split()[-1]
+    return ""
+
+
+def underlay_verdict(peer, rc, summary, route, dev, state):
+    """The probe's verdict line: 'answered: ...' or 'no answer: ...'."""
+    if rc == 0:
+        return "answered: ICMP echo (%s)" % summary
+    if not dev:
+        return ("no answer: no ICMP echo reply (%s); %s is not on a directly connected network (%s), so ARP cannot tell"
+                % (summary, peer, route))
+    if state in NEIGHBOUR_ANSWERED:
+        return ("answered: ARP on %s (neighbour entry %s); no ICMP echo reply (%s): a firewall (the peer's INPUT, or this "
+                "router's own) drops ICMP" % (dev, state, summary))
+    return ("no answer: no ICMP echo reply (%s), and no ARP answer on %s (neighbour entry %s; route: %s)"
+            % (summary, dev, state or "none", route))
+
+
+def _in_parallel(jobs):
+    """Run each callable of JOBS in a thread of its own; returns their results in order."""
+    results = [None] * len(jobs)
+
+    def run(index, job):
+        results[index] = job()
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+class Prober(object):
+    """Runs the probes through RUN (module.run_command's signature: argv -> (rc, out, err))."""
+
+    def __init__(self, run, ip="ip", ping="ping", sysfs="/sys/class/net", etc="/etc/overlay-gre"):
+        self.run, self.ip, self.ping, self.sysfs, self.etc = run, ip, ping, sysfs, etc
+
+    def underlay(self, own, peer):
+        """The verdict of one peer's underlay probe."""
+        rc, out, err = self.run([self.ip, "route", "get", peer, "from", own])
+        route = clean_route(out or err)
+        dev = route_device(route) if rc == 0 else None
+        if dev:
+            # forget what the neighbour cache remembers, so that the kernel asks again and the entry says whether it answers now
+            self.run([self.ip, "neigh", "flush", "to", peer, "dev", dev])
+        rc, out, err = self.run([self.ping, "-n", "-c", "2", "-i", "0.05", "-W", "1", "-I", own, peer])
+        summary = ping_summary((out or "") + "\n" + (err or ""))
+        state = ""
+        if rc != 0 and dev:
+            # the kernel resolves the peer while the pings go out: wait briefly for an unfinished request's outcome
+            for _try in range(26):
+                state = neighbour_state(self.run([self.ip, "neigh", "show", "to", peer, "dev", dev])[1])
+                if state not in NEIGHBOUR_WAITING:
+                    break
+                time.sleep(0.2)
+        return underlay_verdict(peer, rc, summary, route, dev, state)
+
+    def tunnel(self, tunnel, address):
+        """'answered' or 'no answer' for a ping of ADDRESS through TUNNEL; None when the tunnel does not exist."""
+        if not os.path.isdir(os.path.join(self.sysfs, tunnel)):
+            return None
+        rc = self.run([self.ping, "-n", "-q", "-c", "3", "-i", "0.05", "-W", "1", "-I", tunnel, address])[0]
+        return "answered" if rc == 0 else "no answer"
+
+    def our_tunnels(self):
+        """The tunnels that overlay.gre.gre_tunnel made (its alias), sorted."""
+        names = []
+        for path in glob.glob(os.path.join(self.sysfs, "*", "ifalias")):
+            try:
+                with open(path) as handle:
+                    if handle.read().strip() == GRE_TUNNEL_ALIAS:
+                        names.append(os.path.basename(os.path.dirname(path)))
+            except (IOError, OSError):
+                continue  # a link that went away while we read
+        return sorted(names)
+
+    def leftovers(self):
+        """Boot scripts and keepalive configurations in /etc/overlay-gre."""
+        scripts = sorted(glob.glob(os.path.join(self.etc, "*.sh")))
+        keepalives = sorted(os.path.basename(p)[len("keepalive-"):-len(".json")]
+                            for p in glob.glob(os.path.join(self.etc, "keepalive-*.json")))
+        return scripts, keepalives
+
+    def probe(self, own, peers, underlay, tunnels):
+        """Every probe at once; {peer name: {'underlay': verdict or None, 'tunnel': result or None}}."""
+        jobs = []
+        for peer in peers:
+            jobs.append((lambda p=peer: self.underlay(own, p["underlay_ip"]))
+                        if underlay and own and peer.get("underlay_ip") else (lambda: None))
+            jobs.append((lambda p=peer: self.tunnel(p["tunnel"], p["tunnel_peer_address"]))
+                        if tunnels and peer.get("tunnel") and peer.get("tunnel_peer_address") else (lambda: None))
+        results = _in_parallel(jobs)
+        return dict((peer["name"], {"underlay": results[2 * i], "tunnel": results[2 * i + 1]}) for i, peer in enumerate(peers))
