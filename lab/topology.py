@@ -18,7 +18,8 @@ FILE defaults to lab/topologies/howto.yml. The format:
           - {to: 30.0.0.0/24, via: 172.19.1.254}
         forwarding: false       # optional: net.ipv4.ip_forward inside the namespace
         etc: [sysctl.d, systemd/system]  # optional: folders of /etc this host gets its own (empty) copy of, through
-                                # /etc/netns/NAME/, whose entries `ip netns exec` mounts over /etc's (folders /etc has)
+                                # /etc/netns/NAME/, whose entries `ip netns exec` mounts over /etc's (folders /etc has,
+                                # and overlay-gre, made when missing)
     links:                      # veth pairs, "host:interface" at each end
       - [router_a:bond0, router_b:bond0]
     switches:                   # optional: a bridge in a namespace of its own, joining the ports listed
@@ -38,6 +39,11 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_FILE = os.path.join(HERE, "topologies", "howto.yml")
+
+
+# Folders of /etc that a host may get its own copy of even where /etc has none yet: made (empty) first, so that
+# ip netns exec has something to mount over. overlay.gre's own, where each router keeps its boot script.
+MADE_ETC = ("overlay-gre",)
 
 
 class TopologyError(Exception):
@@ -150,6 +156,8 @@ class Topology:
             ns = self.ns(host)
             for entry in spec.get("etc") or []:
                 top = entry.split("/")[0]  # ip netns exec mounts /etc/netns/NAME/TOP over /etc/TOP
+                if top in MADE_ETC:
+                    os.makedirs(os.path.join("/etc", top), exist_ok=True)
                 if not os.path.isdir(os.path.join("/etc", top)):
                     raise TopologyError("%s: etc: /etc/%s is not a folder of /etc, so ip netns exec cannot mount over it" % (host, top))
                 os.makedirs(os.path.join("/etc/netns", ns, entry), exist_ok=True)

@@ -13,7 +13,8 @@ author:
 description:
   - Used by the role M(overlay.gre.gre_lan_host) on the controller.
   - What to route comes from the inventory - the host's C(gre_lan_router), that router's C(gre_router_peer), and the
-    peer's C(gre_router_lan_cidrs).
+    peer's C(gre_router_lan_cidrs); with C(gre_router_peers), every LAN the router routes through its tunnels (its
+    plan from P(overlay.gre.gre_router_plan#filter), those behind a transit hub included).
   - Through which address comes from the kernels - the router's address (from C(ip -j addr show) on the router) that
     lies in a network the host is directly connected to (from C(ip -j route show scope link) and
     C(ip -j -6 route show) on the host).

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: gre_router_plan
-short_description: Derive one router's side of a GRE pair from both routers' variables, and check the pair
+short_description: Derive one router's GRE tunnels, one per peer, from the variables of both ends of each pair, and check them
 version_added: 0.1.0
 author:
   - overlay.gre contributors (!UNKNOWN)
 description:
   - Used by the role M(overlay.gre.gre_router) on the controller, before anything is changed on a host.
-  - Reads this router's C(gre_router_*) variables and its peer's (from O(hostvars)), checks that they form a pair,
-    and returns the tunnel, addresses and routes for this router.
+  - Reads this router's C(gre_router_*) variables and its peers' (from O(hostvars)), checks that each pair is sound
+    and that the pairs do not clash on the router, and returns each tunnel with its addresses, routes and rules.
+  - Per pair the tunnel's name, key and network are derived from the two ends alone (their names and
+    C(gre_router_site_id)), never from a position in a list; adding or removing a site changes no other pair.
   - Every error names the host and the variable at fault.
 options:
   _input:
@@ -39,9 +41,14 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(errors), a list of messages (empty when the pair is sound); when empty also C(tunnel) (options for
-      M(overlay.gre.gre_tunnel)), C(tunnel_address), C(tunnel_peer_address), C(lan_cidrs), C(peer_lan_cidrs),
-      C(underlay_ip), C(peer_underlay_ip) and C(peer).
+    - C(errors), a list of messages (empty when every pair is sound) and C(pairs), one per peer (empty on errors).
+    - Each pair has C(peer), C(external) (the peer is outside the inventory), C(tunnel) (options for
+      M(overlay.gre.gre_tunnel)), C(tunnel_options) (the same, without the routes when a keepalive sender owns them),
+      C(firewall_options) (an entry of the O(overlay.gre.tunnel_firewall#module:tunnels) option of M(overlay.gre.tunnel_firewall)),
+      C(nat_rules), C(probe) (an entry of M(overlay.gre.peer_probe)'s peers), C(tunnel_address), C(tunnel_peer_address),
+      C(tunnel_network), C(local_networks), C(peer_lan_cidrs), C(transit_lan_cidrs), C(keepalive), C(underlay_ip) and
+      C(peer_underlay_ip).
+    - Without errors also C(lan_cidrs), C(underlay_ip), C(nat_rules), C(families) and C(transit).
   type: dict
 """
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import plan as gre_router_plan
+
 ROUTER_GROUP = "gre_routers"
 
 
@@ -112,6 +114,20 @@ def plan(me_name, me_vars, hostvars, router_group=None, router_addr_text=None, h
         return result
     result["router"] = router
     router_vars = hostvars[router]
+    if router_vars.get("gre_router_peers"):
+        # many peers: every LAN the router routes through its tunnels (its peers', and those behind a transit hub)
+        router_plan = gre_router_plan(router, router_vars, hostvars)
+        if router_plan["errors"]:
+            errors.append("%s: gre_lan_router names %s, whose tunnels cannot be planned: %s"
+                          % (me_name, router, "; ".join(router_plan["errors"])))
+            return result
+        result["peer"] = ", ".join(pair["peer"] for pair in router_plan["pairs"])
+        peer_lans = [ipaddress.ip_network(n) for pair in router_plan["pairs"] for n in pair["peer_lan_cidrs"]]
+        result["peer_lan_cidrs"] = [str(n) for n in peer_lans]
+        if router_addr_text is None or host_route_text is None:
+            return result
+        own_lans = _networks(router_vars.get("gre_router_lan_cidrs"), router, "gre_router_lan_cidrs", errors)
+        return _routes(result, me_name, router, peer_lans, own_lans, router_addr_text, host_route_text, errors)
     peer = _text(router_vars.get("gre_router_peer"))
     if not peer:
         errors.append("%s: gre_lan_router names %s, whose gre_router_peer is not set, so there is no other site to route to" % (me_name, router))
@@ -128,14 +144,18 @@ def plan(me_name, me_vars, hostvars, router_group=None, router_addr_text=None, h
     result["peer_lan_cidrs"] = [str(n) for n in peer_lans]
     if router_addr_text is None or host_route_text is None:
         return result
+    return _routes(result, me_name, router, peer_lans, own_lans, router_addr_text, host_route_text, errors)
 
+
+def _routes(result, me_name, router, peer_lans, own_lans, router_addr_text, host_route_text, errors):
+    """The routes through ROUTER's address on this host's network to PEER_LANS (result's gateways and routes)."""
     addresses = router_addresses(router_addr_text)
     connected = connected_networks(host_route_text)
     for lan in peer_lans:
         for network in connected:
             if lan.version == network.version and lan.overlaps(network):
                 errors.append("%s: %s of %s's gre_router_lan_cidrs overlaps %s, a network this host is directly connected to;"
-                              " it cannot be routed through gre_lan_router %s" % (me_name, lan, peer, network, router))
+                              " it cannot be routed through gre_lan_router %s" % (me_name, lan, result["peer"], network, router))
     for version in sorted(set(lan.version for lan in peer_lans)):
         candidates = []
         for network in sorted((n for n in connected if n.version == version), key=lambda n: -n.prefixlen):

@@ -4,14 +4,19 @@
 
 # Note: this module_utils is private to the overlay.gre collection; its API may change at any time.
 
-"""Derive one router's side of a GRE pair from both routers' inventory variables, and check the pair.
+"""Derive one router's tunnels, one per peer, from the inventory variables of both ends of each pair, and check them.
 
 Runs on the controller (through the overlay.gre.gre_router_plan filter): every check happens before any
-host is touched, and both ends are derived from the same data, so they always mirror each other.
+host is touched, and both ends of a pair are derived from the same data, so they always mirror each other.
+
+A router names its peers in gre_router_peers (or its one peer in gre_router_peer): inventory names, or mappings for
+peers outside the inventory. Per pair, the tunnel's name, key and network are derived from the two ends alone (their
+names, their gre_router_site_id), never from a position in a list, so adding or removing a site changes no other pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 PREFIX = "gre_router_"
@@ -24,15 +29,28 @@ DEFAULTS = {
     "masquerade": False,
     "lan_interface": None,
     "gre_firewall": True,
+    "verify": True,
     "lan_cidrs": [],
     "tunnel_address": None,
     "tunnel_peer_address": None,
     "tunnel_name": None,
     "state": "present",
     "keepalive": None,
+    "peers": None,
+    "tunnel_pool": None,
+    "tunnel_pool_prefix": None,
+    "site_id": None,
+    "transit": False,
 }
 
 KEEPALIVE_DEFAULTS = {"period": 10, "retries": 3}
+
+
+def _truthy(value):
+    """A boolean variable as Ansible reads it (true, 'yes', 'True', 1...)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(value)
 
 
 class _Side(object):
@@ -49,10 +67,33 @@ class _Side(object):
         return value
 
 
+def _clean(name):
+    return "".join(c if (c.isalnum() or c in "-_.") else "-" for c in str(name))
+
+
 def default_tunnel_name(peer_name):
-    """'gre-' and as much of the peer's name as fits the kernel's 15 characters, with no ':' '/' or spaces."""
-    cleaned = "".join(c if (c.isalnum() or c in "-_.") else "-" for c in str(peer_name))
-    return ("gre-" + cleaned)[:15]
+    """gre_router_peer's name: 'gre-' and as much of the peer's name as fits the kernel's 15 characters."""
+    return ("gre-" + _clean(peer_name))[:15]
+
+
+def peer_tunnel_name(peer_name):
+    """gre_router_peers' name: 'gre-PEER' where it fits 15 characters; else 'gre-', the peer's first 6 characters, '-'
+    and 4 hex digits of a hash of its whole name (two long names with one beginning stay apart, and stay the same)."""
+    name = "gre-" + _clean(peer_name)
+    if len(name) <= 15:
+        return name
+    return "gre-%s-%s" % (_clean(peer_name)[:6], hashlib.sha1(str(peer_name).encode("utf-8")).hexdigest()[:4])
+
+
+def pair_index(first, second):
+    """The pair of site ids FIRST < SECOND as a number: 0 for (1, 2), 1 for (1, 3), 2 for (2, 3), 3 for (1, 4)...
+    Each pair has its own, and a new site's pairs take numbers no pair of the older sites has."""
+    return (second - 1) * (second - 2) // 2 + (first - 1)
+
+
+def auto_key(first, second):
+    """gre_router_key: auto for the pair of site ids FIRST < SECOND: the two ids in the key's two halves."""
+    return first * 65536 + second
 
 
 def normalise_key(value):
@@ -100,143 +141,426 @@ def normalise_keepalive(value):
     return out
 
 
-class PairPlan(object):
-    """Everything this router needs, and every error found in the pair (each naming a host and a variable)."""
+INVENTORY_ENTRY_KEYS = ("name", "tunnel_cidr", "key", "keepalive", "tunnel_name")
+EXTERNAL_ENTRY_KEYS = ("name", "underlay_ip", "lan_cidrs", "tunnel_cidr", "tunnel_address", "peer_tunnel_address", "key",
+                       "keepalive", "tunnel_name", "site_id")
+# the settings of one pair that gre_router_peer's one-peer form takes from the router's own variables
+LEGACY_PAIR_KEYS = ("tunnel_cidr", "tunnel_address", "tunnel_peer_address", "tunnel_name")
 
-    def __init__(self, me_name, me_vars, peer_vars_by_host):
-        self.errors = []
-        self.me = _Side(me_name, me_vars)
-        peer_name = self.me.get("peer")
-        self.peer = None
-        self.result = {}
-        if not peer_name:
-            self._err(self.me, "peer", "is not set: name the inventory host of the other router of the pair")
-            return
-        if peer_name == me_name:
-            self._err(self.me, "peer", "names this router itself (%s); it must name the other router of the pair" % me_name)
-            return
-        if peer_name not in peer_vars_by_host:
-            self._err(self.me, "peer", "names %r, which is not a host of this inventory" % (peer_name,))
-            return
-        self.peer = _Side(peer_name, peer_vars_by_host[peer_name])
-        self._check_and_derive()
 
-    def _err(self, side, var, text):
-        self.errors.append("%s: %s%s %s" % (side.name, PREFIX, var, text))
+class _Side(object):
+    """One router's gre_router_* variables, with the role's defaults where unset."""
 
-    def _network(self, side, var, value):
+    def __init__(self, name, variables):
+        self.name = name
+        self.vars = variables or {}
+
+    def get(self, key):
+        value = self.vars.get(PREFIX + key)
+        if value is None:
+            return DEFAULTS.get(key)
+        return value
+
+
+class _Errors(object):
+    """Messages that each name a host and a variable, in order, each once."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, host, label, text):
+        message = "%s: %s %s" % (host, label, text)
+        if message not in self.items:
+            self.items.append(message)
+
+
+def read_lans(errors, host, label, value):
+    """The networks of a lan_cidrs value; what is not a network goes to ERRORS."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        errors.add(host, label, "must be a list of networks in CIDR form, not %r" % (value,))
+        return []
+    nets = []
+    for item in value:
+        try:
+            nets.append(ipaddress.ip_network(str(item), strict=True))
+        except ValueError as exc:
+            errors.add(host, label, "has %r, which is not a network in CIDR form (%s)" % (item, exc))
+    return nets
+
+
+class _Entry(object):
+    """One peer of a router: an inventory router, or (external) a router outside the inventory given as a mapping.
+
+    settings: the pair's own settings from this router's side, {key: (value, label)}.
+    """
+
+    def __init__(self, name, external, settings, legacy):
+        self.name, self.external, self.settings, self.legacy = name, external, settings, legacy
+
+    def value(self, key):
+        return self.settings[key][0] if key in self.settings else None
+
+    def label(self, key):
+        return self.settings[key][1] if key in self.settings else PREFIX + key
+
+
+def _entries(side, hostvars, errors):
+    """SIDE's peers as _Entry objects; what is wrong with the lists goes to ERRORS (None: report nothing)."""
+    def err(label, text):
+        if errors is not None:
+            errors.add(side.name, label, text)
+
+    single, many = side.get("peer"), side.vars.get(PREFIX + "peers")
+    if single and many:
+        err(PREFIX + "peers", "and gre_router_peer are both set: list every peer in gre_router_peers (gre_router_peer is "
+            "the form for one peer), and remove gre_router_peer")
+        return []
+    if single:
+        if single == side.name:
+            err(PREFIX + "peer", "names this router itself (%s); it must name the other router of the pair" % side.name)
+            return []
+        if single not in hostvars:
+            err(PREFIX + "peer", "names %r, which is not a host of this inventory" % (single,))
+            return []
+        settings = dict((key, (side.get(key), PREFIX + key)) for key in LEGACY_PAIR_KEYS if side.get(key))
+        return [_Entry(str(single), False, settings, legacy=True)]
+    if many is None or many == []:
+        err(PREFIX + "peers", "is not set: list the routers this one builds a tunnel to (inventory names, or mappings "
+            "for routers outside the inventory), or name its one peer in gre_router_peer")
+        return []
+    if not isinstance(many, list):
+        err(PREFIX + "peers", "must be a list of inventory names or mappings, not %r" % (many,))
+        return []
+    out, seen = [], set()
+    for item in many:
+        if isinstance(item, dict):
+            name = item.get("name")
+        else:
+            name, item = item, {"name": item}
+        if not isinstance(name, str) or not name:
+            err(PREFIX + "peers", "has %r: each entry is an inventory name, or a mapping with at least name" % (item,))
+            continue
+        label = "%speers[%s]" % (PREFIX, name)
+        if name == side.name:
+            err(label, "names this router itself; list the other routers")
+            continue
+        if name in seen:
+            err(label, "is listed twice")
+            continue
+        seen.add(name)
+        external = name not in hostvars
+        allowed = EXTERNAL_ENTRY_KEYS if external else INVENTORY_ENTRY_KEYS
+        unknown = sorted(set(item) - set(allowed))
+        if unknown:
+            if external:
+                err(label, "has %s, which a peer outside the inventory does not take (it takes %s)"
+                    % (", ".join(unknown), ", ".join(allowed)))
+            else:
+                err(label, "has %s: %s is a host of this inventory, whose own variables give those (an inventory peer's "
+                    "entry takes %s)" % (", ".join(unknown), name, ", ".join(allowed)))
+            continue
+        if external and not item.get("underlay_ip"):
+            err(label, "names %r, which is not a host of this inventory: a peer outside the inventory is a mapping with "
+                "name, underlay_ip, lan_cidrs and its tunnel network (tunnel_cidr, tunnel_address and peer_tunnel_address, "
+                "or site_id with gre_router_tunnel_pool)" % (name,))
+            continue
+        settings = dict((key, (value, "%s.%s" % (label, key))) for key, value in item.items()
+                        if key != "name" and value is not None)
+        out.append(_Entry(name, external, settings, legacy=False))
+    return out
+
+
+class _Pair(object):
+    """One tunnel of the router ME to the peer ENTRY; errors go to ERRORS, the result to .result (None on errors)."""
+
+    def __init__(self, me, entry, hostvars, errors):
+        self.me, self.entry, self.hostvars, self.errors = me, entry, hostvars, errors
+        self.result = None
+        self.transit_lans = []
+        count = len(errors.items)
+        if entry.external:
+            self.peer = _Side(entry.name, {})
+            self.back = None
+        else:
+            self.peer = _Side(entry.name, hostvars[entry.name])
+            back = [e for e in _entries(self.peer, hostvars, None) if e.name == me.name]
+            self.back = back[0] if back else None
+            # a router being removed (gre_router_state: absent) needs no peer that still lists it
+            if self.back is None and me.get("state") != "absent":
+                if entry.legacy and self.peer.get("peer") and not self.peer.vars.get(PREFIX + "peers"):
+                    errors.add(self.peer.name, PREFIX + "peer", "is %r, but %s names %s as its peer: each router of a pair "
+                               "must name the other" % (self.peer.get("peer"), me.name, self.peer.name))
+                else:
+                    errors.add(self.peer.name, PREFIX + "peers", "does not list %s, but %s lists %s: both routers of a pair "
+                               "list each other (a hub with gre_router_transit lists its spokes too)" % (me.name, me.name, self.peer.name))
+        self._derive()
+        if len(errors.items) > count:
+            self.result = None
+
+    # --- small readers ------------------------------------------------------------------------------------
+
+    def _network(self, host, label, value):
         try:
             return ipaddress.ip_network(str(value), strict=True)
         except ValueError as exc:
-            self._err(side, var, "has %r, which is not a network in CIDR form (%s)" % (value, exc))
+            self.errors.add(host, label, "has %r, which is not a network in CIDR form (%s)" % (value, exc))
             return None
 
-    def _address(self, side, var, value):
+    def _address(self, host, label, value):
         try:
             return ipaddress.ip_address(str(value))
         except ValueError:
-            self._err(side, var, "has %r, which is not an IP address" % (value,))
+            self.errors.add(host, label, "has %r, which is not an IP address" % (value,))
             return None
 
-    def _lans(self, side):
-        value = side.get("lan_cidrs")
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            self._err(side, "lan_cidrs", "must be a list of networks in CIDR form, not %r" % (value,))
-            return []
-        nets = [self._network(side, "lan_cidrs", item) for item in value]
-        return [n for n in nets if n is not None]
+    def lans(self, host, label, value):
+        return read_lans(self.errors, host, label, value)
 
-    def _tunnel_addresses(self, side, other):
-        """(this side's tunnel address, the other side's, prefix length or None for a peer address pair)."""
-        cidr_value = side.get("tunnel_cidr")
-        own = side.get("tunnel_address")
-        peer_addr = side.get("tunnel_peer_address")
+    def _peer_setting(self, key):
+        """(value, host, label) of the pair's KEY on the peer's side, or (None, ...) when its side does not set it."""
+        if self.entry.external:
+            mirror = {"tunnel_address": "peer_tunnel_address", "tunnel_peer_address": "tunnel_address"}.get(key, key)
+            if mirror in ("tunnel_cidr", "key", "tunnel_address", "peer_tunnel_address"):
+                return self.entry.value(mirror), self.me.name, self.entry.label(mirror)
+            return None, self.me.name, None
+        if self.back is None:
+            return None, self.peer.name, None
+        return self.back.value(key), self.peer.name, self.back.label(key)
+
+    def _site_id(self, side, entry_label=None, value=None):
+        label = entry_label or PREFIX + "site_id"
+        if value is None:
+            value = side.get("site_id")
+        if value is None:
+            return None, label
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or not 1 <= int(value) <= 65535:
+            self.errors.add(side.name if entry_label is None else self.me.name, label,
+                            "has %r: a site id is a whole number from 1 to 65535, different on every router" % (value,))
+            return None, label
+        return int(value), label
+
+    def _site_ids(self, why):
+        """This router's and the peer's gre_router_site_id (the peer's from its entry when it is outside the inventory)."""
+        mine, _label = self._site_id(self.me)
+        if self.entry.external:
+            theirs, their_label = self._site_id(self.peer, self.entry.label("site_id"), self.entry.value("site_id"))
+            their_host = self.me.name
+        else:
+            theirs, their_label = self._site_id(self.peer)
+            their_host = self.peer.name
+        if mine is None:
+            self.errors.add(self.me.name, PREFIX + "site_id", "is not set, but %s: give every router a site id of its own "
+                            "(1, 2, 3...; it never changes once given)" % why)
+        if theirs is None:
+            self.errors.add(their_host, their_label, "is not set, but %s: give every router a site id of its own" % why)
+        if mine is not None and mine == theirs:
+            self.errors.add(self.me.name, PREFIX + "site_id", "is %d on both %s and %s: every router needs its own"
+                            % (mine, self.me.name, self.peer.name))
+            return None
+        if mine is None or theirs is None:
+            return None
+        return mine, theirs
+
+    # --- the pair -----------------------------------------------------------------------------------------
+
+    def _key(self):
+        me, entry = self.me, self.entry
+        mine_value = entry.value("key") if "key" in entry.settings else me.get("key")
+        mine_label = entry.label("key") if "key" in entry.settings else PREFIX + "key"
+        if entry.external:
+            theirs_value, theirs_label, their_host = mine_value, mine_label, me.name
+        elif self.back is not None and "key" in self.back.settings:
+            theirs_value, theirs_label, their_host = self.back.value("key"), self.back.label("key"), self.peer.name
+        else:
+            theirs_value, theirs_label, their_host = self.peer.get("key"), PREFIX + "key", self.peer.name
+
+        def resolve(value, host, label):
+            if isinstance(value, str) and value == "auto":
+                ids = self._site_ids("%s is auto" % label)
+                return None if ids is None else auto_key(min(ids), max(ids))
+            try:
+                return normalise_key(value)
+            except (ValueError, TypeError):
+                self.errors.add(host, label, "has %r: a GRE key is an integer from 0 to 4294967295, a dotted quad, or auto "
+                                "(derived from the two routers' gre_router_site_id)" % (value,))
+                raise
+        try:
+            mine = resolve(mine_value, me.name, mine_label)
+            theirs = resolve(theirs_value, their_host, theirs_label)
+        except (ValueError, TypeError):
+            return None
+        if mine != theirs:
+            self.errors.add(me.name, mine_label, "is %r on %s but %r on its peer %s: both ends of a tunnel must agree"
+                            % (mine_value, me.name, theirs_value, self.peer.name))
+        return mine
+
+    def _pool_network(self):
+        me = self.me
+        pool_value = me.get("tunnel_pool")
+        if not pool_value:
+            if self.entry.legacy:
+                self.errors.add(me.name, PREFIX + "tunnel_cidr", "is not set: give the small network both tunnel ends share "
+                                "(a /30 or /31), or set both gre_router_tunnel_address and gre_router_tunnel_peer_address")
+            else:
+                self.errors.add(me.name, PREFIX + "tunnel_pool", "is not set, and the pair with %s has no network of its own "
+                                "(tunnel_cidr in its gre_router_peers entry): give the network the pairs' tunnel networks "
+                                "are taken from (such as 10.255.0.0/16)" % self.peer.name)
+            return None
+        pool = self._network(me.name, PREFIX + "tunnel_pool", pool_value)
+        if not self.entry.external:
+            their_pool = self.peer.get("tunnel_pool")
+            if their_pool and str(their_pool) != str(pool_value):
+                self.errors.add(me.name, PREFIX + "tunnel_pool", "is %r on %s but %r on its peer %s: the two ends take their "
+                                "network from the same pool" % (pool_value, me.name, their_pool, self.peer.name))
+                return None
+        ids = self._site_ids("the pair with %s takes its network from gre_router_tunnel_pool" % self.peer.name)
+        if pool is None or ids is None:
+            return None
+        default_prefix = 30 if pool.version == 4 else 126
+        prefix = me.get("tunnel_pool_prefix") or default_prefix
+        allowed = (30, 31) if pool.version == 4 else (126, 127)
+        if isinstance(prefix, bool) or not str(prefix).isdigit() or int(prefix) not in allowed or int(prefix) < pool.prefixlen:
+            self.errors.add(me.name, PREFIX + "tunnel_pool_prefix", "has %r: give %s (a pair's network in %s)"
+                            % (prefix, " or ".join(str(a) for a in allowed), pool))
+            return None
+        prefix = int(prefix)
+        index = pair_index(min(ids), max(ids))
+        room = 2 ** (prefix - pool.prefixlen)
+        if index >= room:
+            self.errors.add(me.name, PREFIX + "tunnel_pool", "is %s, which has room for %d pairs of /%d; the pair of site ids %d "
+                            "and %d (%s and %s) is pair number %d: use a larger pool"
+                            % (pool, room, prefix, min(ids), max(ids), me.name, self.peer.name, index + 1))
+            return None
+        size = 2 ** (pool.max_prefixlen - prefix)
+        return ipaddress.ip_network("%s/%d" % (pool.network_address + index * size, prefix))
+
+    def _addresses(self):
+        """(this end's tunnel address, the peer's, prefix length or None for a point-to-point pair, the network or None)."""
+        me, entry = self.me, self.entry
+        my_cidr = entry.value("tunnel_cidr")
+        their_cidr, their_host, their_label = self._peer_setting("tunnel_cidr")
         network = None
-        if cidr_value:
-            network = self._network(side, "tunnel_cidr", cidr_value)
-        elif not (own and peer_addr):
-            self._err(side, "tunnel_cidr", "is not set: give the small network both tunnel ends share (a /30 or /31), "
-                      "or set both gre_router_tunnel_address and gre_router_tunnel_peer_address")
-            return None, None, None
+        if my_cidr and their_cidr and str(my_cidr) != str(their_cidr) and not entry.external:
+            self.errors.add(me.name, entry.label("tunnel_cidr"), "is %r on %s but %r on its peer %s: both ends of a tunnel "
+                            "must agree" % (my_cidr, me.name, their_cidr, self.peer.name))
+            return None, None, None, None
+        cidr, host, label = (my_cidr, me.name, entry.label("tunnel_cidr")) if my_cidr else (their_cidr, their_host, their_label)
+        own, own_label = entry.value("tunnel_address"), entry.label("tunnel_address")
+        peer_addr = entry.value("tunnel_peer_address") or entry.value("peer_tunnel_address")
+        peer_label = entry.label("tunnel_peer_address" if entry.value("tunnel_peer_address") else "peer_tunnel_address")
+        their_own, _h, their_own_label = self._peer_setting("tunnel_address")
+        their_peer_addr, _h, _l = self._peer_setting("tunnel_peer_address")
+        if cidr:
+            network = self._network(host, label, cidr)
+            if network is None:
+                return None, None, None, None
+        elif not ((own or their_peer_addr) and (peer_addr or their_own)):
+            network = self._pool_network()
+            if network is None:
+                return None, None, None, None
         derived = (None, None)
         if network is not None:
             usable = list(network.hosts()) if network.num_addresses > 2 else list(network)
             if len(usable) < 2:
-                self._err(side, "tunnel_cidr", "has %s, which has room for fewer than two tunnel addresses" % network)
-            else:
-                first, second = usable[0], usable[1]
-                derived = (first, second) if side.name < other.name else (second, first)
-        mine = self._address(side, "tunnel_address", own) if own else derived[0]
-        theirs = self._address(side, "tunnel_peer_address", peer_addr) if peer_addr else None
+                self.errors.add(host, label, "has %s, which has room for fewer than two tunnel addresses" % network)
+                return None, None, None, None
+            me_first = entry.external or me.name < self.peer.name
+            derived = (usable[0], usable[1]) if me_first else (usable[1], usable[0])
+        mine = self._address(me.name, own_label, own) if own else derived[0]
+        theirs = self._address(me.name, peer_label, peer_addr) if peer_addr else None
         if theirs is None and not peer_addr:
-            other_own = other.get("tunnel_address")
-            theirs = self._address(other, "tunnel_address", other_own) if other_own else derived[1]
-        prefixlen = network.prefixlen if (network is not None and not own and not peer_addr) else None
-        return mine, theirs, prefixlen
+            theirs = self._address(their_host, their_own_label, their_own) if their_own else derived[1]
+        if not entry.external and self.back is not None:
+            # the peer's view of the pair must mirror this one
+            their_mine = (self._address(their_host, their_own_label, their_own) if their_own else derived[1])
+            their_theirs = (self._address(their_host, self.back.label("tunnel_peer_address"), their_peer_addr)
+                            if their_peer_addr else (mine if own else derived[0]))
+            if None not in (mine, theirs, their_mine, their_theirs) and (their_mine != theirs or their_theirs != mine):
+                self.errors.add(me.name, own_label if own else PREFIX + "tunnel_address",
+                                "gives this end %s and the other %s, but %s's variables give it %s and this end %s"
+                                % (mine, theirs, self.peer.name, their_mine, their_theirs))
+        explicit = bool(own or peer_addr or their_own or their_peer_addr)
+        prefixlen = network.prefixlen if (network is not None and not explicit) else None
+        return mine, theirs, prefixlen, network
 
-    def _check_and_derive(self):
-        me, peer = self.me, self.peer
-        if peer.get("peer") != me.name:
-            self._err(peer, "peer", "is %r, but %s names %s as its peer: each router of a pair must name the other"
-                      % (peer.get("peer"), me.name, peer.name))
-        for var in ("tunnel_cidr", "key"):
-            mine, theirs = me.get(var), peer.get(var)
-            if var == "key":
-                try:
-                    mine, theirs = normalise_key(mine), normalise_key(theirs)
-                except ValueError:
-                    self._err(me, "key", "has %r: a GRE key is an integer from 0 to 4294967295 or a dotted quad" % (me.get("key"),))
-                    continue
-            if mine != theirs:
-                self._err(me, var, "is %r on %s but %r on its peer %s: both ends of a tunnel must agree"
-                          % (me.get(var), me.name, peer.get(var), peer.name))
-        my_underlay = self._address(me, "underlay_ip", me.get("underlay_ip")) if me.get("underlay_ip") else None
-        peer_underlay = self._address(peer, "underlay_ip", peer.get("underlay_ip")) if peer.get("underlay_ip") else None
+    def _peer_lans(self):
+        if self.entry.external:
+            return self.lans(self.me.name, self.entry.label("lan_cidrs"), self.entry.value("lan_cidrs") or [])
+        return self.lans(self.peer.name, PREFIX + "lan_cidrs", self.peer.get("lan_cidrs"))
+
+    def _transit_lans(self):
+        """With the peer a transit hub: the LANs behind its other peers, reached through it."""
+        if self.entry.external or not _truthy(self.peer.get("transit")):
+            return []
+        quiet = _Errors()
+        lans = []
+        for other in _entries(self.peer, self.hostvars, None):
+            if other.name == self.me.name:
+                continue
+            if other.external:
+                values = other.value("lan_cidrs") or []
+            else:
+                values = _Side(other.name, self.hostvars[other.name]).get("lan_cidrs")
+            lans.extend(read_lans(quiet, other.name, PREFIX + "lan_cidrs", values))
+        return lans
+
+    def _derive(self):
+        me, peer, entry = self.me, self.peer, self.entry
+        my_underlay = self._address(me.name, PREFIX + "underlay_ip", me.get("underlay_ip")) if me.get("underlay_ip") else None
         if me.get("underlay_ip") is None:
-            self._err(me, "underlay_ip", "is not set: give this router's address on the network both routers reach")
-        if peer.get("underlay_ip") is None:
-            self._err(peer, "underlay_ip", "is not set: give this router's address on the network both routers reach")
+            self.errors.add(me.name, PREFIX + "underlay_ip", "is not set: give this router's address on the network both "
+                            "routers reach")
+        if entry.external:
+            peer_underlay = self._address(me.name, entry.label("underlay_ip"), entry.value("underlay_ip"))
+        else:
+            peer_underlay = self._address(peer.name, PREFIX + "underlay_ip", peer.get("underlay_ip")) if peer.get("underlay_ip") else None
+            if peer.get("underlay_ip") is None:
+                self.errors.add(peer.name, PREFIX + "underlay_ip", "is not set: give this router's address on the network "
+                                "both routers reach")
         if my_underlay is not None and my_underlay == peer_underlay:
-            self._err(me, "underlay_ip", "is %s on both %s and %s: the two ends need different underlay addresses"
-                      % (my_underlay, me.name, peer.name))
-        my_lans, peer_lans = self._lans(me), self._lans(peer)
-        mine, theirs, prefixlen = self._tunnel_addresses(me, peer)
-        peer_view = self._tunnel_addresses(peer, me) if not self.errors else (None, None, None)
-        if mine is not None and theirs is not None and peer_view[0] is not None:
-            if peer_view[0] != theirs or peer_view[1] != mine:
-                self._err(me, "tunnel_address", "gives this end %s and the other %s, but %s's variables give it %s and this end %s"
-                          % (mine, theirs, peer.name, peer_view[0], peer_view[1]))
-        tunnel_net = None
-        if prefixlen is not None and mine is not None:
-            tunnel_net = ipaddress.ip_interface("%s/%d" % (mine, prefixlen)).network
-        self._check_overlaps(my_lans, peer_lans, tunnel_net, [a for a in (mine, theirs) if a is not None],
-                             [a for a in (my_underlay, peer_underlay) if a is not None])
-        if me.get("masquerade") and not me.get("lan_interface"):
-            self._err(me, "lan_interface", "is not set, but gre_router_masquerade is on: name the interface toward this site's LAN")
-        key = None
-        try:
-            key = normalise_key(me.get("key"))
-        except ValueError:
-            pass
-        name = me.get("tunnel_name") or default_tunnel_name(peer.name)
+            self.errors.add(me.name, PREFIX + "underlay_ip", "is %s on both %s and %s: the two ends need different underlay "
+                            "addresses" % (my_underlay, me.name, peer.name))
+        if my_underlay is not None and peer_underlay is not None and my_underlay.version != peer_underlay.version:
+            self.errors.add(me.name, PREFIX + "underlay_ip", "is %s, but %s's is %s: both ends of a tunnel use the same IP "
+                            "version" % (my_underlay, peer.name, peer_underlay))
+        key = self._key()
+        peer_lans = self._peer_lans()
+        transit_lans = self._transit_lans()
+        mine, theirs, prefixlen, network = self._addresses()
+        keepalive_value = entry.value("keepalive") if "keepalive" in entry.settings else me.get("keepalive")
+        keepalive_label = entry.label("keepalive") if "keepalive" in entry.settings else PREFIX + "keepalive"
         keepalive = None
         try:
-            keepalive = normalise_keepalive(me.get("keepalive"))
+            keepalive = normalise_keepalive(keepalive_value)
         except (ValueError, TypeError) as exc:
-            self._err(me, "keepalive", "has %r (%s): give {period: SECONDS, retries: COUNT} (from 0 to 3600 seconds, "
-                      "1 to 255 retries), true for 10 seconds and 3 retries, or null to send none" % (me.get("keepalive"), exc))
+            self.errors.add(me.name, keepalive_label, "has %r (%s): give {period: SECONDS, retries: COUNT} (from 0 to 3600 "
+                            "seconds, 1 to 255 retries), true for 10 seconds and 3 retries, or null to send none"
+                            % (keepalive_value, exc))
         if keepalive is not None and my_underlay is not None and my_underlay.version != 4:
-            self._err(me, "keepalive", "is set, but GRE keepalives are sent over IPv4 only, and %s is IPv6" % my_underlay)
-        if self.errors:
+            self.errors.add(me.name, keepalive_label, "is set, but GRE keepalives are sent over IPv4 only, and %s is IPv6"
+                            % my_underlay)
+        if entry.value("tunnel_name"):
+            name = str(entry.value("tunnel_name"))
+        elif entry.legacy:
+            name = default_tunnel_name(peer.name)
+        else:
+            name = peer_tunnel_name(peer.name)
+        if len(name) > 15 or any(c in name for c in "/: \t\n") or name in (".", ".."):
+            self.errors.add(me.name, entry.label("tunnel_name"), "has %r, which is not an interface name (1 to 15 characters, "
+                            "no '/', ':' or spaces)" % (name,))
+        if None in (my_underlay, peer_underlay, mine, theirs):
             return
+        tunnel_net = ipaddress.ip_interface("%s/%d" % (mine, prefixlen)).network if prefixlen is not None else network
         if prefixlen is not None:
             address = {"address": "%s/%d" % (mine, prefixlen)}
         else:
             address = {"address": str(mine), "peer": str(theirs)}
+        routed = peer_lans + transit_lans
         self.result = {
             "peer": peer.name,
+            "external": entry.external,
             "tunnel": {
                 "name": name,
                 "mode": "gre" if my_underlay.version == 4 else "ip6gre",
@@ -246,49 +570,185 @@ class PairPlan(object):
                 "ttl": me.get("ttl"),
                 "mtu": me.get("mtu"),
                 "addresses": [address],
-                "routes": [{"dest": str(n)} for n in peer_lans],
+                "routes": [{"dest": str(n)} for n in routed],
             },
             "tunnel_address": str(mine),
             "tunnel_peer_address": str(theirs),
-            "lan_cidrs": [str(n) for n in my_lans],
-            "peer_lan_cidrs": [str(n) for n in peer_lans],
+            "tunnel_network": None if tunnel_net is None else str(tunnel_net),
+            "peer_lan_cidrs": [str(n) for n in routed],
+            "transit_lan_cidrs": [str(n) for n in transit_lans],
             "keepalive": keepalive,
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
-            # the how-to's NAT mode: site traffic into the tunnel, and the peer's tunnel address into the site
-            "nat_rules": [{"source": str(n), "out_interface": name} for n in my_lans]
-            + [{"source": "%s/%d" % (theirs, theirs.max_prefixlen), "out_interface": me.get("lan_interface")}],
+            # the pair's entry of overlay.gre.peer_probe's peers
+            "probe": {"name": peer.name, "underlay_ip": str(peer_underlay), "tunnel": name, "tunnel_peer_address": str(theirs)},
         }
+        self.transit_lans = transit_lans
+        self._nets = (tunnel_net, [ipaddress.ip_address(mine), ipaddress.ip_address(theirs)], peer_underlay, routed)
 
-    def _check_overlaps(self, my_lans, peer_lans, tunnel_net, tunnel_addrs, underlays):
-        me, peer = self.me, self.peer
-        for lan in my_lans:
-            for other in peer_lans:
-                if lan.version == other.version and lan.overlaps(other):
-                    self._err(me, "lan_cidrs", "has %s, which overlaps %s of %s's gre_router_lan_cidrs" % (lan, other, peer.name))
-            if tunnel_net is not None and lan.version == tunnel_net.version and lan.overlaps(tunnel_net):
-                self._err(me, "lan_cidrs", "has %s, which overlaps the tunnel network %s" % (lan, tunnel_net))
-            else:
-                for addr in tunnel_addrs:
-                    if addr in lan:
-                        self._err(me, "lan_cidrs", "has %s, which holds the tunnel address %s" % (lan, addr))
-            for addr in underlays:
-                if addr in lan:
-                    self._err(me, "lan_cidrs", "has %s, which holds the underlay address %s: the tunnel would be routed "
-                              "through itself" % (lan, addr))
+
+class RouterPlan(object):
+    """Every tunnel of one router, and every error found in its pairs (each naming a host and a variable)."""
+
+    def __init__(self, me_name, me_vars, hostvars):
+        self.errors = _Errors()
+        self.me = _Side(me_name, me_vars)
+        self.pairs = []
+        entries = _entries(self.me, hostvars, self.errors)
+        my_lans = read_lans(self.errors, me_name, PREFIX + "lan_cidrs", self.me.get("lan_cidrs"))
+        pairs = [_Pair(self.me, entry, hostvars, self.errors) for entry in entries]
+        if _truthy(self.me.get("masquerade")) and not self.me.get("lan_interface"):
+            self.errors.add(me_name, PREFIX + "lan_interface", "is not set, but gre_router_masquerade is on: name the interface "
+                            "toward this site's LAN")
+        self._check_router(my_lans, [p for p in pairs if p.result is not None])
+        self.pairs = [p.result for p in pairs if p.result is not None]
+        self.my_lans = my_lans
+
+    def _check_router(self, my_lans, pairs):
+        """What no single pair sees: overlaps between the router's own LANs, its pairs' networks and routes, and names."""
+        err = self.errors.add
+        me = self.me.name
         for i, lan in enumerate(my_lans):
             for other in my_lans[i + 1:]:
                 if lan.version == other.version and lan.overlaps(other):
-                    self._err(me, "lan_cidrs", "lists %s and %s, which overlap" % (lan, other))
+                    err(me, PREFIX + "lan_cidrs", "lists %s and %s, which overlap" % (lan, other))
+        names = {}
+        for pair in pairs:
+            name = pair.result["tunnel"]["name"]
+            if name in names:
+                err(me, "%speers[%s].tunnel_name" % (PREFIX, pair.entry.name), "gives %r, the name of the tunnel to %s too: "
+                    "give one of them another tunnel_name" % (name, names[name]))
+            names[name] = pair.entry.name
+        for pair in pairs:
+            tunnel_net, tunnel_addrs, peer_underlay, routed = pair._nets
+            peer = pair.peer.name
+            for lan in my_lans:
+                for other in routed:
+                    if lan.version == other.version and lan.overlaps(other):
+                        whose = "%s's gre_router_lan_cidrs" % peer if other not in pair.transit_lans else \
+                            "the LANs %s reaches through %s" % (me, peer)
+                        err(me, PREFIX + "lan_cidrs", "has %s, which overlaps %s of %s" % (lan, other, whose))
+                if tunnel_net is not None and lan.version == tunnel_net.version and lan.overlaps(tunnel_net):
+                    err(me, PREFIX + "lan_cidrs", "has %s, which overlaps the tunnel network %s" % (lan, tunnel_net))
+                else:
+                    for addr in tunnel_addrs:
+                        if addr in lan:
+                            err(me, PREFIX + "lan_cidrs", "has %s, which holds the tunnel address %s" % (lan, addr))
+                for addr in (ipaddress.ip_address(pair.result["underlay_ip"]), peer_underlay):
+                    if addr in lan:
+                        err(me, PREFIX + "lan_cidrs", "has %s, which holds the underlay address %s: the tunnel would be "
+                            "routed through itself" % (lan, addr))
+        for i, pair in enumerate(pairs):
+            for other in pairs[i + 1:]:
+                a, b = pair._nets, other._nets
+                if a[0] is not None and b[0] is not None and a[0].version == b[0].version and a[0].overlaps(b[0]):
+                    err(me, PREFIX + "peers", "gives the pairs with %s and %s overlapping tunnel networks (%s and %s): "
+                        "each pair needs its own" % (pair.peer.name, other.peer.name, a[0], b[0]))
+                for net in a[3]:
+                    for net2 in b[3]:
+                        if net.version == net2.version and net.overlaps(net2):
+                            err(me, PREFIX + "peers", "routes %s through %s and %s through %s, which overlap"
+                                % (net, pair.peer.name, net2, other.peer.name))
+                if a[2] == b[2]:
+                    err(me, PREFIX + "peers", "lists %s and %s, which have the same underlay address %s: the kernel tells GRE "
+                        "tunnels apart by their endpoints" % (pair.peer.name, other.peer.name, a[2]))
+
+    def result(self):
+        out = {"errors": list(self.errors.items)}
+        if self.errors.items:
+            out["pairs"] = []
+            return out
+        me = self.me
+        nat_rules = []
+        for pair in self.pairs:
+            nat_rules += [{"source": str(n), "out_interface": pair["tunnel"]["name"]} for n in self.my_lans]
+        for pair in self.pairs:
+            theirs = ipaddress.ip_address(pair["tunnel_peer_address"])
+            nat_rules.append({"source": "%s/%d" % (theirs, theirs.max_prefixlen), "out_interface": me.get("lan_interface")})
+        transit = _truthy(me.get("transit"))
+        for pair in self.pairs:
+            # what the firewall lets through this tunnel from this end: this site, and with transit the other peers' LANs
+            others = [n for p in self.pairs if p is not pair for n in p["peer_lan_cidrs"]] if transit else []
+            pair["local_networks"] = [str(n) for n in self.my_lans] + others
+            # the options of each module for this pair (tasks/present.yml)
+            tunnel = dict(pair["tunnel"])
+            if pair["keepalive"] is not None:
+                del tunnel["routes"]  # the keepalive sender owns them: it withdraws them while the peer is gone
+            pair["tunnel_options"] = tunnel
+            pair["firewall_options"] = {
+                "tunnel": tunnel["name"],
+                "peer_underlay": pair["peer_underlay_ip"] if _truthy(me.get("gre_firewall")) else None,
+                "peer_tunnel_address": pair["tunnel_peer_address"] if _truthy(me.get("verify")) else None,
+                "local_networks": pair["local_networks"],
+                "peer_networks": pair["peer_lan_cidrs"],
+                "mss_clamp": me.get("mss_clamp"),
+                "reflect_keepalives": True,
+            }
+            theirs = ipaddress.ip_address(pair["tunnel_peer_address"])
+            pair["nat_rules"] = [{"source": str(n), "out_interface": tunnel["name"]} for n in self.my_lans] + [
+                {"source": "%s/%d" % (theirs, theirs.max_prefixlen), "out_interface": me.get("lan_interface")}]
+        families = sorted(set("ipv6" if p["tunnel"]["mode"] == "ip6gre" else "ipv4" for p in self.pairs))
+        out.update({
+            "pairs": self.pairs,
+            "lan_cidrs": [str(n) for n in self.my_lans],
+            "underlay_ip": self.pairs[0]["underlay_ip"] if self.pairs else None,
+            "nat_rules": nat_rules,
+            "families": families,
+            "transit": transit,
+        })
+        return out
 
 
 def plan(me_name, me_vars, hostvars):
-    """The filter's entry point: a dict with 'errors' (a list) and, when there are none, this router's side."""
-    peers = {}
-    peer_name = (me_vars or {}).get(PREFIX + "peer")
-    if peer_name is not None and peer_name in hostvars:
-        peers[peer_name] = hostvars[peer_name]
-    result = PairPlan(me_name, me_vars, peers)
-    out = dict(result.result)
-    out["errors"] = result.errors
+    """The filter's entry point: a dict with 'errors' (a list) and, when there are none, this router's tunnels in 'pairs'."""
+    return RouterPlan(me_name, me_vars or {}, hostvars).result()
+
+
+def held_peers(pairs, me_name, own_probe, probes_by_peer):
+    """The peers whose pair this run leaves as it is: this router's underlay probe of them found no answer, or theirs
+    of this router did (PROBES_BY_PEER: each inventory peer's overlay.gre.peer_probe result, when it ran in this play).
+
+    OWN_PROBE: this router's peer_probe result. A peer outside the play (or the inventory) is judged by our probe alone.
+    """
+    held = []
+    own = (own_probe or {}).get("peers") or {}
+    for pair in pairs or []:
+        mine = (own.get(pair["peer"]) or {}).get("underlay") or ""
+        theirs = (((probes_by_peer.get(pair["peer"]) or {}).get("peers") or {}).get(me_name) or {}).get("underlay") or ""
+        if not mine.startswith("answered:") or theirs.startswith("no answer:"):
+            held.append(pair["peer"])
+    return held
+
+
+def verdicts(pairs, me_name, own_probe, probes_by_peer):
+    """After converge: for each pair, whether its tunnel carried pings both ways, and what to say about it.
+
+    OWN_PROBE: this router's overlay.gre.peer_probe result (tunnel pings); PROBES_BY_PEER: each inventory peer's, when
+    it ran (a peer outside the play, or the inventory, is judged by this router's ping alone).
+    """
+    out = []
+    own = (own_probe or {}).get("peers") or {}
+    for pair in pairs or []:
+        peer, tunnel = pair["peer"], pair["tunnel"]["name"]
+        mine = (own.get(peer) or {}).get("tunnel")
+        theirs_probe = probes_by_peer.get(peer)
+        if not theirs_probe or theirs_probe.get("skipped"):
+            theirs = "not checked"
+        else:
+            theirs = ((theirs_probe.get("peers") or {}).get(me_name) or {}).get("tunnel") or "not checked"
+        ok = mine == "answered" and theirs in ("answered", "not checked")
+        if ok:
+            text = "%s: %s's tunnel address %s answers through %s" % (me_name, peer, pair["tunnel_peer_address"], tunnel)
+        else:
+            text = ("The tunnel between %s and %s is built but does not carry traffic. Checked: ping from %s through %s to %s's "
+                    "tunnel address %s: %s; from %s to %s: %s. Look at: the underlay between %s and %s (ping -I %s %s); the GRE "
+                    "key on both ends (gre_router_key; `ip -d link show` of the tunnel on each router shows its ikey and okey); "
+                    "a firewall between the sites, or on either router, dropping IP protocol 47 (GRE) between the two underlay "
+                    "addresses (`tcpdump -ni <underlay interface> ip proto 47` on each router shows where the packets stop); "
+                    "reverse-path filtering (net.ipv4.conf.*.rp_filter) dropping what leaves the tunnel. gre_router_verify=false "
+                    "skips this check."
+                    % (me_name, peer, me_name, tunnel, peer, pair["tunnel_peer_address"], mine or "no answer", peer,
+                       pair["tunnel_address"], theirs, pair["underlay_ip"], pair["peer_underlay_ip"], pair["underlay_ip"],
+                       pair["peer_underlay_ip"]))
+        out.append({"peer": peer, "ok": ok, "text": text})
     return out

@@ -142,7 +142,7 @@ def main():
         module.fail_json(msg=str(exc))
     ip = module.get_bin_path("ip", required=True)
     ping = module.get_bin_path("ping", required=True)
-    prober = Prober(lambda argv: module.run_command(argv), ip=ip, ping=ping)
+    prober = Prober(module.run_command, ip=ip, ping=ping)
     results = prober.probe(module.params["underlay_ip"], peers, module.params["probe_underlay"], module.params["probe_tunnels"])
     scripts, keepalives = prober.leftovers()
     iptables = module.get_bin_path("iptables")

@@ -29,7 +29,8 @@ RESETS = {
     "tunnel": "ip -j -d link show type gre | grep -o '\"ifname\":\"gre-[^\"]*' | cut -d'\"' -f4 | xargs -r -n1 ip link del",
     "firewall": "iptables -F && iptables -X && iptables -t nat -F && iptables -t nat -X && iptables -t mangle -F && iptables -t mangle -X",
     "forwarding": "sysctl -qw net.ipv4.ip_forward=0",
-    "boot files": "rm -rf " + BOOT_FILES,
+    # /etc/overlay-gre is each router's own folder (lab/topologies/howto.yml), mounted: its contents go
+    "boot files": "rm -rf /etc/overlay-gre/* " + BOOT_FILES.replace("/etc/overlay-gre ", ""),
 }
 RESETS["all of it"] = "; ".join("{ %s; }" % command for command in RESETS.values())
 

@@ -234,8 +234,10 @@ def test_the_peer_can_ping_the_tunnel_address_under_input_policy_drop(netns_fact
 def test_tunnels_in_one_run_and_purge_removes_the_tunnel_no_longer_listed(netns, backend):
     ipt = "iptables-%s" % backend
     sh(netns, "%s -A FORWARD -s 192.0.2.2 -j ACCEPT" % ipt)
-    site = lambda n: {"tunnel": "gre-s%d" % n, "peer_underlay": "172.19.0.%d" % n, "local_networks": ["10.1.0.0/16"],
-                      "peer_networks": ["10.%d.0.0/16" % n]}
+
+    def site(n):
+        return {"tunnel": "gre-s%d" % n, "peer_underlay": "172.19.0.%d" % n, "local_networks": ["10.1.0.0/16"],
+                "peer_networks": ["10.%d.0.0/16" % n]}
     three = dict(tunnels=[site(2), site(3), site(4)], purge=True, backend=backend)
     result = run_module_direct(netns, "tunnel_firewall", three)
     assert result["changed"] is True, result

@@ -133,3 +133,19 @@ def test_the_filter_is_the_plan():
     hv = inventory()
     routes = FilterModule().filters()["gre_lan_routes"]("host_c", {"gre_lan_router": "router_a"}, hv, ["router_a"], ROUTER_A_ADDR, HOST_C_ROUTES)
     assert routes == lan_plan(hv, routers=["router_a"])
+
+
+def test_a_router_with_many_peers_routes_every_lan_it_reaches():
+    """router_a is a spoke of a transit hub: host_c gets routes to the hub's LAN and to the other spoke's."""
+    def router(site_id, underlay, lans, peers, **extra):
+        out = {"gre_router_site_id": site_id, "gre_router_underlay_ip": underlay, "gre_router_lan_cidrs": lans,
+               "gre_router_peers": peers, "gre_router_tunnel_pool": "10.255.0.0/24"}
+        out.update(extra)
+        return out
+    hv = {"router_a": router(2, "172.19.1.1", ["10.10.1.0/24"], ["hub"]),
+          "hub": router(1, "172.19.1.9", ["30.0.0.0/24"], ["router_a", "router_c"], gre_router_transit=True),
+          "router_c": router(3, "172.19.1.3", ["40.0.0.0/24"], ["hub"]),
+          "host_c": {"gre_lan_router": "router_a"}}
+    result = lan_plan(hv, routers=("router_a", "hub", "router_c"))
+    assert result["errors"] == [] and result["peer"] == "hub"
+    assert result["routes"] == [{"dest": "30.0.0.0/24", "via": "10.10.1.1"}, {"dest": "40.0.0.0/24", "via": "10.10.1.1"}]

@@ -11,13 +11,19 @@ import yaml
 from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import DEFAULTS, PREFIX, default_tunnel_name, plan
 from support.pairs import howto
 
+
+def one(result):
+    """The plan's one pair, for the one-peer form (gre_router_peer)."""
+    assert result["errors"] == [] and len(result["pairs"]) == 1, result
+    return result["pairs"][0]
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_symmetric_addresses_first_name_takes_first_address():
     hv = howto()
-    pa, pb = plan("router_a", hv["router_a"], hv), plan("router_b", hv["router_b"], hv)
-    assert pa["errors"] == [] and pb["errors"] == []
+    pa, pb = one(plan("router_a", hv["router_a"], hv)), one(plan("router_b", hv["router_b"], hv))
     assert pa["tunnel"]["addresses"] == [{"address": "192.168.8.1/30"}]
     assert pb["tunnel"]["addresses"] == [{"address": "192.168.8.2/30"}]
     assert pa["tunnel_peer_address"] == "192.168.8.2" and pb["tunnel_peer_address"] == "192.168.8.1"
@@ -30,15 +36,14 @@ def test_symmetric_addresses_first_name_takes_first_address():
 
 def test_slash31_uses_both_addresses():
     hv = howto(a__tunnel_cidr="192.168.9.0/31", b__tunnel_cidr="192.168.9.0/31")
-    assert plan("router_a", hv["router_a"], hv)["tunnel"]["addresses"] == [{"address": "192.168.9.0/31"}]
-    assert plan("router_b", hv["router_b"], hv)["tunnel"]["addresses"] == [{"address": "192.168.9.1/31"}]
+    assert one(plan("router_a", hv["router_a"], hv))["tunnel"]["addresses"] == [{"address": "192.168.9.0/31"}]
+    assert one(plan("router_b", hv["router_b"], hv))["tunnel"]["addresses"] == [{"address": "192.168.9.1/31"}]
 
 
 def test_howto_peer_addresses_can_be_written_out():
     hv = howto(a__tunnel_address="192.168.8.1", a__tunnel_peer_address="192.168.8.11",
                b__tunnel_address="192.168.8.11", b__tunnel_peer_address="192.168.8.1")
-    pa = plan("router_a", hv["router_a"], hv)
-    assert pa["errors"] == []
+    pa = one(plan("router_a", hv["router_a"], hv))
     assert pa["tunnel"]["addresses"] == [{"address": "192.168.8.1", "peer": "192.168.8.11"}]
 
 
@@ -66,7 +71,7 @@ def test_peer_not_pointing_back():
 def test_key_mismatch_and_dotted_quad_equivalence():
     hv = howto(a__key=42, b__key="0.0.0.42")
     assert plan("router_a", hv["router_a"], hv)["errors"] == []
-    assert plan("router_a", hv["router_a"], hv)["tunnel"]["key"] == 42
+    assert one(plan("router_a", hv["router_a"], hv))["tunnel"]["key"] == 42
     hv = howto(a__key=42, b__key=43)
     errors = plan("router_a", hv["router_a"], hv)["errors"]
     assert errors == ["router_a: gre_router_key is 42 on router_a but 43 on its peer router_b: both ends of a tunnel must agree"]

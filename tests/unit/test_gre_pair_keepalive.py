@@ -17,7 +17,7 @@ from support.pairs import howto
 ])
 def test_keepalive_is_normalised(value, expected):
     hv = howto(a__keepalive=value)
-    assert plan("router_a", hv["router_a"], hv)["keepalive"] == expected
+    assert plan("router_a", hv["router_a"], hv)["pairs"][0]["keepalive"] == expected
 
 
 @pytest.mark.parametrize("value", [{"period": 0}, {"retries": 0}, {"period": "x"}, {"interval": 5}, "10 3", {"retries": True}])

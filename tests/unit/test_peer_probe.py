@@ -20,8 +20,8 @@ def test_route_device_only_for_a_directly_connected_peer():
 def test_verdicts_say_how_the_peer_answered():
     assert pp.underlay_verdict("p", 0, "2 received", "r", "bond0", "") == "answered: ICMP echo (2 received)"
     assert pp.underlay_verdict("p", 1, "0 received", "r", "bond0", "REACHABLE").startswith("answered: ARP on bond0 (neighbour entry REACHABLE)")
-    assert pp.underlay_verdict("p", 1, "0 received", "r", "bond0", "FAILED").startswith("no answer: no ICMP echo reply (0 received), "
-                                                                                      "and no ARP answer on bond0 (neighbour entry FAILED")
+    verdict = pp.underlay_verdict("p", 1, "0 received", "r", "bond0", "FAILED")
+    assert verdict.startswith("no answer: no ICMP echo reply (0 received), and no ARP answer on bond0 (neighbour entry FAILED")
     assert "is not on a directly connected network" in pp.underlay_verdict("p", 1, "x", "r", None, "")
 
 

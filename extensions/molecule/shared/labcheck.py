@@ -41,6 +41,8 @@ HOSTS = {"host_a": "10.10.1.10", "host_b": "20.10.1.10"}
 # A LAN host of site A whose default gateway is not router_a (the role gre_lan_host), and its boot unit's instance.
 LAN_HOST, LAN_HOST_UNIT = "host_c", "lan-routes"
 ROUTER_A_LAN = "10.10.1.1"
+# The instance of the routers' boot unit and firewall guard: the boot script of all of a router's tunnels.
+BOOT = "tunnels"
 
 
 def run(ns, *cmd, check=True):
@@ -101,8 +103,8 @@ def firewall_reload(pre_file):
     rules, traffic and the MSS clamp must be back within 5 s."""
     expected = {ns: owned_rules(ns) for ns in ROUTERS}
     guards = {}
-    for ns, tunnel in ROUTERS.items():
-        command = exec_starts(ns, tunnel, unit="overlay-gre-guard@.service")[0]
+    for ns in ROUTERS:
+        command = exec_starts(ns, BOOT, unit="overlay-gre-guard@.service")[0]
         guards[ns] = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", command], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, start_new_session=True)
     results = []
@@ -178,9 +180,9 @@ def reboot(pre_file):
         run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
         with open("%s.%s.rules" % (pre_file, ns), encoding="utf-8") as handle:
             subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"], input=handle.read(), text=True, check=True)
-        # the router boots: sysctl files, its own firewall (above), then the overlay-gre@ unit of its tunnel
+        # the router boots: sysctl files, its own firewall (above), then the overlay-gre@ unit of its tunnels
         boot_sysctl(ns)
-        starts = exec_starts(ns, tunnel)
+        starts = exec_starts(ns, BOOT)
         for _time in (1, 2):  # replaying twice must be harmless
             for command in starts:
                 run(ns, "sh", "-c", command)

@@ -35,6 +35,7 @@ class CallbackModule(DefaultCallback):
         entry = {
             "host": result._host.get_name(),
             "task": result._task.get_name(),
+            "action": result._task.action,
             "status": status,
             "result": recorded,
         }

@@ -1,0 +1,69 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: gre_router_verdicts
+short_description: Whether each tunnel of a GRE router carried pings both ways after a run, and what to say about it
+version_added: 0.3.0
+author:
+  - overlay.gre contributors (!UNKNOWN)
+description:
+  - Used by the role M(overlay.gre.gre_router) after converge, once M(overlay.gre.peer_probe) pinged every tunnel on
+    every router of the play.
+  - A pair passes when this router's ping of the peer's tunnel address answered, and the peer's ping of this router's
+    did too (a peer outside the play is judged by this router's ping alone). A failing pair's text says where to look.
+options:
+  _input:
+    description: The pairs of the router's plan (from P(overlay.gre.gre_router_plan#filter)).
+    type: list
+    elements: dict
+    required: true
+  me:
+    description: The router's inventory name.
+    type: str
+    required: true
+  probe:
+    description: The router's registered M(overlay.gre.peer_probe) result (its tunnel pings).
+    type: dict
+    required: true
+  hostvars:
+    description: The play's C(hostvars), to read each peer's probe (the variable O(probe_var)).
+    type: dict
+    required: true
+  probe_var:
+    description: The name under which each router registered its probe.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: How each tunnel did
+  ansible.builtin.set_fact:
+    verdicts: "{{ plan.pairs | overlay.gre.gre_router_verdicts(inventory_hostname, probe, hostvars, 'probe') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: For each pair, C(peer), C(ok) (true when it passed) and C(text) (what to say about it).
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts
+
+
+def gre_router_verdicts(pairs, me, probe, hostvars, probe_var):
+    probes = {}
+    for pair in pairs or []:
+        name = pair["peer"]
+        if not pair.get("external") and name in hostvars:
+            probes[name] = hostvars[name].get(probe_var)
+    return verdicts(pairs, str(me), probe, probes)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"gre_router_verdicts": gre_router_verdicts}

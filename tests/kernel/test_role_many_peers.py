@@ -1,0 +1,71 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The role with many peers per router, on the hub topology (lab/topologies/hub.yml): a pair whose underlay does not
+answer is held (left as it is) and fails alone, while the router's other pairs are built."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+
+from support.lab import ROOT, new_netns_name, run_playbook, sh
+
+pytestmark = pytest.mark.gre
+
+
+@pytest.fixture
+def hub_topology():
+    import topology  # lab/topology.py
+
+    topo = topology.Topology.load(os.path.join(ROOT, "lab", "topologies", "hub.yml"), prefix=new_netns_name("m") + "-")
+    topo.up()
+    try:
+        yield topo
+    finally:
+        topo.down()
+
+
+def inventory(tmp_path, topo):
+    shutil.copytree(os.path.join(ROOT, "inventories", "hub", "host_vars"), tmp_path / "host_vars")
+    with open(os.path.join(ROOT, "inventories", "hub", "hosts.yml"), encoding="utf-8") as handle:
+        hosts = yaml.safe_load(handle)
+    routers = hosts["all"]["children"]["gre_routers"]
+    for name in routers["hosts"]:
+        routers["hosts"][name] = {"ansible_host": topo.ns(name)}
+    hosts["all"]["vars"] = {"ansible_connection": "overlay.gre.netns"}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return str(tmp_path / "hosts.yml")
+
+
+def tunnels(topo, router):
+    return sorted(link["ifname"] for link in json.loads(sh(topo.ns(router), "ip -j link show type gre").stdout)
+                  if link["ifname"] != "gre0")
+
+
+def test_a_pair_whose_underlay_does_not_answer_is_held_and_the_others_are_built(hub_topology, tmp_path):
+    topo = hub_topology
+    hosts = inventory(tmp_path, topo)
+    site = os.path.join(ROOT, "playbooks", "site.yml")
+    sh(topo.ns("spoke3"), "ip link set wan0 down")
+    run = run_playbook(site, hosts)
+    assert run.returncode != 0, run.output
+    assert "The underlay between hub (172.19.0.1) and spoke3 (172.19.0.3) does not carry traffic" in run.output, run.output
+    assert "The underlay between spoke3 (172.19.0.3) and hub (172.19.0.1) does not carry traffic" in run.output, run.output
+    # the hub built its two other pairs (and failed at the end for the held one); spoke3 changed nothing
+    assert tunnels(topo, "hub") == ["gre-spoke2", "gre-spoke4"]
+    assert tunnels(topo, "spoke3") == [] and tunnels(topo, "spoke2") == ["gre-hub"]
+    failed = sorted(r["host"] for r in run.results if r["status"] == "failed")
+    assert failed == ["hub", "spoke3"], failed
+    assert sh(topo.ns("host2"), "ping -n -c 2 -i 0.2 -W 2 10.4.0.10").returncode == 0  # spoke to spoke, through the hub
+    # the held pair's boot files were left alone: nothing of spoke3 in the hub's boot script, which is not rewritten
+    assert sh(topo.ns("hub"), "ls /etc/overlay-gre").stdout.split() == []
+    sh(topo.ns("spoke3"), "ip link set wan0 up")
+    again = run_playbook(site, hosts)
+    assert again.returncode == 0, again.output
+    assert tunnels(topo, "hub") == ["gre-spoke2", "gre-spoke3", "gre-spoke4"]
+    assert "gre-spoke3" in sh(topo.ns("hub"), "cat /etc/overlay-gre/tunnels.sh").stdout
+    assert sh(topo.ns("host3"), "ping -n -c 2 -i 0.2 -W 2 10.2.0.10").returncode == 0

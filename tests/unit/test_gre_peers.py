@@ -1,0 +1,251 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Many peers per router (gre_router_peers): meshes, a transit hub, peers outside the inventory, and stable pairs."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import pair_index, peer_tunnel_name, plan
+
+POOL = "10.255.0.0/16"
+
+
+def site(number, peers, **extra):
+    """Router rN: underlay 172.19.0.N, LAN 10.N.0.0/16, site id N."""
+    out = {"gre_router_peers": peers, "gre_router_underlay_ip": "172.19.0.%d" % number,
+           "gre_router_lan_cidrs": ["10.%d.0.0/16" % number], "gre_router_site_id": number, "gre_router_tunnel_pool": POOL}
+    out.update(("gre_router_" + k, v) for k, v in extra.items())
+    return out
+
+
+def mesh(numbers):
+    return dict(("r%d" % n, site(n, ["r%d" % m for m in numbers if m != n])) for n in numbers)
+
+
+def plans(hv):
+    return dict((name, plan(name, hv[name], hv)) for name in hv)
+
+
+def by_peer(result):
+    assert result["errors"] == [], result["errors"]
+    return dict((p["peer"], p) for p in result["pairs"])
+
+
+def test_a_mesh_of_four_mirrors_every_pair():
+    all_plans = plans(mesh([1, 2, 3, 4]))
+    for name, result in all_plans.items():
+        pairs = by_peer(result)
+        assert sorted(pairs) == sorted(n for n in all_plans if n != name)
+        for peer, pair in pairs.items():
+            back = by_peer(all_plans[peer])[name]
+            assert pair["tunnel_address"] == back["tunnel_peer_address"] and pair["tunnel_peer_address"] == back["tunnel_address"]
+            assert pair["tunnel_network"] == back["tunnel_network"]
+            assert ipaddress.ip_network(pair["tunnel_network"]).subnet_of(ipaddress.ip_network(POOL))
+            assert pair["tunnel"]["name"] == "gre-" + peer
+            assert pair["tunnel"]["routes"] == [{"dest": "10.%s.0.0/16" % peer[1:]}]
+            assert pair["transit_lan_cidrs"] == []
+    networks = [p["tunnel_network"] for r in all_plans.values() for p in r["pairs"]]
+    assert len(set(networks)) == 6
+
+
+def test_adding_and_removing_a_site_changes_no_other_pair():
+    before = plans(mesh([1, 2, 3]))
+    after = plans(mesh([1, 2, 3, 4]))
+    fewer = plans(mesh([1, 3]))
+    for name in ("r1", "r2", "r3"):
+        old, new = by_peer(before[name]), by_peer(after[name])
+        for peer in old:
+            assert old[peer] == new[peer], (name, peer)
+    assert by_peer(fewer["r1"])["r3"] == by_peer(before["r1"])["r3"]
+
+
+def test_pair_numbers_are_unique_and_new_sites_take_new_ones():
+    seen = set()
+    for second in range(2, 60):
+        for first in range(1, second):
+            index = pair_index(first, second)
+            assert index not in seen
+            seen.add(index)
+        assert seen == set(range(len(seen)))  # the sites 1..second fill the first numbers, no gaps
+
+
+def test_auto_key_is_the_same_on_both_ends_and_differs_per_pair():
+    hv = mesh([1, 2, 3])
+    for name in hv:
+        hv[name]["gre_router_key"] = "auto"
+    all_plans = plans(hv)
+    assert by_peer(all_plans["r1"])["r2"]["tunnel"]["key"] == by_peer(all_plans["r2"])["r1"]["tunnel"]["key"] == 65538
+    assert by_peer(all_plans["r1"])["r3"]["tunnel"]["key"] == 65539
+
+
+def test_a_transit_hub_carries_spoke_to_spoke():
+    hv = {"hub": site(1, ["s2", "s3", "s4"], transit=True)}
+    for n in (2, 3, 4):
+        hv["s%d" % n] = site(n, ["hub"])
+    all_plans = plans(hv)
+    s2 = by_peer(all_plans["s2"])["hub"]
+    assert s2["tunnel"]["routes"] == [{"dest": d} for d in ("10.1.0.0/16", "10.3.0.0/16", "10.4.0.0/16")]
+    assert s2["transit_lan_cidrs"] == ["10.3.0.0/16", "10.4.0.0/16"]
+    hub = by_peer(all_plans["hub"])
+    assert hub["s2"]["tunnel"]["routes"] == [{"dest": "10.2.0.0/16"}]
+    assert hub["s2"]["local_networks"] == ["10.1.0.0/16", "10.3.0.0/16", "10.4.0.0/16"]
+    assert all_plans["hub"]["transit"] is True
+
+
+def test_without_transit_spokes_reach_only_the_hub():
+    hv = {"hub": site(1, ["s2", "s3"])}
+    for n in (2, 3):
+        hv["s%d" % n] = site(n, ["hub"])
+    assert by_peer(plan("s2", hv["s2"], hv))["hub"]["tunnel"]["routes"] == [{"dest": "10.1.0.0/16"}]
+    assert by_peer(plan("hub", hv["hub"], hv))["s2"]["local_networks"] == ["10.1.0.0/16"]
+
+
+def test_a_peer_outside_the_inventory():
+    cisco = {"name": "cisco-branch-7", "underlay_ip": "198.51.100.7", "lan_cidrs": ["192.168.50.0/24"],
+             "tunnel_cidr": "192.168.200.0/30", "key": 7, "keepalive": True}
+    hv = {"r1": site(1, ["r2", cisco]), "r2": site(2, ["r1"])}
+    pair = by_peer(plan("r1", hv["r1"], hv))["cisco-branch-7"]
+    assert pair["external"] is True
+    assert pair["tunnel"]["name"] == peer_tunnel_name("cisco-branch-7") and len(pair["tunnel"]["name"]) == 15
+    assert pair["tunnel"]["name"].startswith("gre-cisco--")
+    assert (pair["tunnel"]["remote"], pair["tunnel"]["key"]) == ("198.51.100.7", 7)
+    assert pair["tunnel"]["addresses"] == [{"address": "192.168.200.1/30"}] and pair["tunnel_peer_address"] == "192.168.200.2"
+    assert pair["keepalive"] == {"period": 10, "retries": 3}
+    assert pair["tunnel"]["routes"] == [{"dest": "192.168.50.0/24"}]
+
+
+def test_an_outside_peer_with_addresses_written_out_and_one_from_the_pool():
+    mikrotik = {"name": "mt", "underlay_ip": "198.51.100.8", "lan_cidrs": ["192.168.60.0/24"],
+                "tunnel_address": "192.168.201.1", "peer_tunnel_address": "192.168.201.2"}
+    pooled = {"name": "provider", "underlay_ip": "198.51.100.9", "site_id": 9}
+    hv = {"r1": site(1, [mikrotik, pooled])}
+    pairs = by_peer(plan("r1", hv["r1"], hv))
+    assert pairs["mt"]["tunnel"]["addresses"] == [{"address": "192.168.201.1", "peer": "192.168.201.2"}]
+    assert pairs["provider"]["tunnel_network"] == str(ipaddress.ip_network("10.255.0.0/30").network_address
+                                                      + 4 * pair_index(1, 9)) + "/30"
+
+
+def test_long_names_stay_readable_apart_and_fixed():
+    a, b = peer_tunnel_name("branch-office-paris"), peer_tunnel_name("branch-office-porto")
+    assert a != b and len(a) == len(b) == 15 and a.startswith("gre-branch-")
+    assert peer_tunnel_name("branch-office-paris") == a
+
+
+def errors_of(hv, name):
+    return plan(name, hv[name], hv)["errors"]
+
+
+def test_both_peer_forms_are_refused():
+    hv = mesh([1, 2])
+    hv["r1"]["gre_router_peer"] = "r2"
+    assert any(e.startswith("r1: gre_router_peers and gre_router_peer are both set") for e in errors_of(hv, "r1"))
+
+
+def test_a_peer_that_does_not_list_us_back_is_named():
+    hv = mesh([1, 2, 3])
+    hv["r2"]["gre_router_peers"] = ["r3"]
+    assert "r2: gre_router_peers does not list r1, but r1 lists r2: both routers of a pair list each other " \
+           "(a hub with gre_router_transit lists its spokes too)" in errors_of(hv, "r1")
+
+
+def test_missing_and_equal_site_ids_are_named():
+    hv = mesh([1, 2])
+    del hv["r2"]["gre_router_site_id"]
+    assert any(e.startswith("r2: gre_router_site_id is not set") for e in errors_of(hv, "r1"))
+    hv = mesh([1, 2])
+    hv["r2"]["gre_router_site_id"] = 1
+    assert any(e.startswith("r1: gre_router_site_id is 1 on both r1 and r2") for e in errors_of(hv, "r1"))
+
+
+def test_a_tunnel_name_clash_is_refused():
+    hv = mesh([1, 2, 3])
+    hv["r1"]["gre_router_peers"] = [{"name": "r2", "tunnel_name": "to-x"}, {"name": "r3", "tunnel_name": "to-x"}]
+    errors = errors_of(hv, "r1")
+    assert any("r1: gre_router_peers[r3].tunnel_name gives 'to-x', the name of the tunnel to r2 too" in e for e in errors), errors
+
+
+def test_two_pairs_on_one_network_are_refused():
+    hv = mesh([1, 2, 3])
+    hv["r1"]["gre_router_peers"] = [{"name": "r2", "tunnel_cidr": "192.168.1.0/30"}, {"name": "r3", "tunnel_cidr": "192.168.1.0/30"}]
+    errors = errors_of(hv, "r1")
+    assert any("gives the pairs with r2 and r3 overlapping tunnel networks" in e for e in errors), errors
+
+
+def test_per_pair_networks_must_agree():
+    hv = mesh([1, 2])
+    hv["r1"]["gre_router_peers"] = [{"name": "r2", "tunnel_cidr": "192.168.1.0/30"}]
+    hv["r2"]["gre_router_peers"] = [{"name": "r1", "tunnel_cidr": "192.168.2.0/30"}]
+    assert any("r1: gre_router_peers[r2].tunnel_cidr is '192.168.1.0/30' on r1 but '192.168.2.0/30' on its peer r2" in e
+               for e in errors_of(hv, "r1"))
+    hv["r2"]["gre_router_peers"] = ["r1"]   # one end gives it: both use it
+    assert by_peer(plan("r2", hv["r2"], hv))["r1"]["tunnel_network"] == "192.168.1.0/30"
+
+
+def test_a_pool_too_small_is_named():
+    hv = mesh([1, 2, 3])
+    for name in hv:
+        hv[name]["gre_router_tunnel_pool"] = "10.255.0.0/29"
+    errors = errors_of(hv, "r3")
+    assert any("gre_router_tunnel_pool is 10.255.0.0/29, which has room for 2 pairs of /30" in e for e in errors), errors
+
+
+def test_an_inventory_peer_entry_cannot_override_its_own_variables():
+    hv = mesh([1, 2])
+    hv["r1"]["gre_router_peers"] = [{"name": "r2", "underlay_ip": "1.2.3.4"}]
+    assert any(e.startswith("r1: gre_router_peers[r2] has underlay_ip: r2 is a host of this inventory") for e in errors_of(hv, "r1"))
+
+
+def test_an_unknown_name_without_underlay_is_explained():
+    hv = mesh([1, 2])
+    hv["r1"]["gre_router_peers"] = ["r2", "r9"]
+    assert any(e.startswith("r1: gre_router_peers[r9] names 'r9', which is not a host of this inventory") for e in errors_of(hv, "r1"))
+
+
+def test_lans_routed_through_two_peers_are_refused():
+    hv = {"hub": site(1, ["s2", "s3"], transit=True), "s2": site(2, ["hub", "s3"]), "s3": site(3, ["hub", "s2"])}
+    errors = errors_of(hv, "s2")
+    assert any("routes 10.3.0.0/16 through hub and 10.3.0.0/16 through s3, which overlap" in e for e in errors), errors
+
+
+def test_the_one_peer_form_and_the_list_form_pair_up():
+    hv = mesh([1, 2])
+    hv["r2"] = dict(hv["r2"], gre_router_peer="r1", gre_router_peers=None)
+    assert by_peer(plan("r1", hv["r1"], hv))["r2"]["tunnel_network"] == by_peer(plan("r2", hv["r2"], hv))["r1"]["tunnel_network"]
+
+
+def test_a_router_being_removed_needs_no_peer_listing_it_back():
+    hv = {"hub": site(1, ["s2"], transit=True), "s2": site(2, ["hub"]), "s3": site(3, ["hub"], state="absent")}
+    result = plan("s3", hv["s3"], hv)
+    assert result["errors"] == [] and [p["tunnel"]["name"] for p in result["pairs"]] == ["gre-hub"]
+    assert by_peer(plan("s2", hv["s2"], hv))["hub"]["tunnel"]["routes"] == [{"dest": "10.1.0.0/16"}]
+
+
+def _pair(peer, external=False):
+    return {"peer": peer, "external": external, "tunnel": {"name": "gre-" + peer}, "tunnel_address": "10.255.0.1",
+            "tunnel_peer_address": "10.255.0.2", "underlay_ip": "172.19.0.1", "peer_underlay_ip": "172.19.0.2"}
+
+
+def test_a_pair_is_held_when_either_end_found_no_answer():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import held_peers
+    pairs = [_pair("r2"), _pair("r3"), _pair("r4"), _pair("cisco", external=True)]
+    own = {"peers": {"r2": {"underlay": "answered: ICMP echo"}, "r3": {"underlay": "no answer: no ICMP echo reply"},
+                     "r4": {"underlay": "answered: ARP on wan0"}, "cisco": {"underlay": "answered: ICMP echo"}}}
+    theirs = {"r2": {"peers": {"r1": {"underlay": "answered: ICMP echo"}}},
+              "r4": {"peers": {"r1": {"underlay": "no answer: no ARP answer"}}}}
+    # r3: ours found no answer; r4: theirs found none; r2 and the peer outside the inventory: both fine
+    assert held_peers(pairs, "r1", own, theirs) == ["r3", "r4"]
+    assert held_peers(pairs, "r1", {"peers": {}}, {}) == ["r2", "r3", "r4", "cisco"]  # not probed: nothing is known
+
+
+def test_verdicts_name_the_pair_and_where_to_look():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts
+    pairs = [_pair("r2"), _pair("r3")]
+    own = {"peers": {"r2": {"tunnel": "answered"}, "r3": {"tunnel": "no answer"}}}
+    out = verdicts(pairs, "r1", own, {"r2": {"peers": {"r1": {"tunnel": "answered"}}}, "r3": {"skipped": True}})
+    assert [v["ok"] for v in out] == [True, False]
+    assert out[0]["text"] == "r1: r2's tunnel address 10.255.0.2 answers through gre-r2"
+    assert out[1]["text"].startswith("The tunnel between r1 and r3 is built but does not carry traffic.")
+    assert "Look at: the underlay between 172.19.0.1 and 172.19.0.2" in out[1]["text"]
+    out = verdicts(pairs[:1], "r1", own, {"r2": {"peers": {"r1": {"tunnel": "no answer"}}}})
+    assert out[0]["ok"] is False and "from r2 to 10.255.0.1: no answer" in out[0]["text"]
