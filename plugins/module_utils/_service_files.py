@@ -272,7 +272,8 @@ def write_script(steps, lock_timeout=DEFAULT_LOCK_TIMEOUT):
     checks = []
     for action, entry, cksum in steps.get("expect", []):
         quoted = shlex.quote(entry["path"])
-        absent = "{ [ ! -e %s ] && [ ! -L %s ]; }" % (quoted, quoted)
+        # absent by the same look as the sum: a file another router writes between two looks must not be both
+        absent = "{ [ -z \"$sum\" ] && [ ! -L %s ]; }" % quoted
         found = "[ \"$sum\" = %s ]" % shlex.quote(cksum) if cksum else absent
         if action == "write":
             found += " || [ \"$sum\" = %s ]" % posix_cksum(entry["content"])
