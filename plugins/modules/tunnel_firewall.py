@@ -74,6 +74,17 @@ options:
       - V(false) leaves those two settings as they are.
     type: bool
     default: false
+  ipsec:
+    description:
+      - The tunnel's GRE is protected by IPsec (M(overlay.gre.ipsec_peer)). Accepts IKE (UDP 500 and 4500) and ESP from
+        O(peer_underlay), accepts GRE from it only when an IPsec policy protected it, and drops GRE to and from it that
+        no IPsec policy protects (C(-m policy --pol none)) on C(INPUT), C(OUTPUT) (the chain C(OGRE-OUT-TUNNEL)) and
+        C(FORWARD) (reflected keepalives): GRE between the two underlay addresses never crosses in clear, not even
+        while charon is stopped and its policies are gone.
+      - Needs O(peer_underlay).
+    type: bool
+    default: false
+    version_added: 0.3.0
   backend:
     description:
       - The iptables backend. V(auto) uses the system's C(iptables); V(nft) and V(legacy) pick one.
@@ -189,6 +200,7 @@ def main():
             peer_networks=dict(type="list", elements="str", default=[]),
             mss_clamp=dict(type="raw", default="pmtu"),
             reflect_keepalives=dict(type="bool", default=False),
+            ipsec=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
             **_lock.ARGUMENT_SPEC
