@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
+
 PREFIX = "gre_router_"
 
 DEFAULTS = {
@@ -229,6 +231,10 @@ class PairPlan(object):
                       "1 to 255 retries), true for 10 seconds and 3 retries, or null to send none" % (me.get("keepalive"), exc))
         if keepalive is not None and my_underlay is not None and my_underlay.version != 4:
             self._err(me, "keepalive", "is set, but GRE keepalives are sent over IPv4 only, and %s is IPv6" % my_underlay)
+        # GRE over IPsec (gre_router_ipsec*): its own checks, and the tunnel's MTU with ESP's overhead
+        ipsec_errors, ipsec = _ipsec.pair_settings(me.name, me.vars, peer.name, peer.vars,
+                                                   my_underlay.version if my_underlay is not None else 4, key, me.get("mtu"))
+        self.errors += ipsec_errors
         if self.errors:
             return
         if prefixlen is not None:
@@ -244,7 +250,7 @@ class PairPlan(object):
                 "remote": str(peer_underlay),
                 "key": key,
                 "ttl": me.get("ttl"),
-                "mtu": me.get("mtu"),
+                "mtu": ipsec["mtu"] if ipsec is not None and ipsec["mtu"] is not None else me.get("mtu"),
                 "addresses": [address],
                 "routes": [{"dest": str(n)} for n in peer_lans],
             },
@@ -253,6 +259,7 @@ class PairPlan(object):
             "lan_cidrs": [str(n) for n in my_lans],
             "peer_lan_cidrs": [str(n) for n in peer_lans],
             "keepalive": keepalive,
+            "ipsec": ipsec,
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
             # the how-to's NAT mode: site traffic into the tunnel, and the peer's tunnel address into the site
