@@ -12,7 +12,7 @@ version_added: 0.3.0
 description:
   - Protects the GRE packets (IP protocol 47) between O(local) and O(remote) with ESP in transport mode, keyed by
     IKEv2 with a pre-shared key; the two peers are identified by these underlay addresses.
-  - Writes one swanctl file per tunnel, C(/etc/swanctl/conf.d/overlay-gre-TUNNEL.conf) (mode C(0600): it holds the
+  - Writes one swanctl file per tunnel, C(/etc/swanctl/conf.d/overlay-gre-TUNNEL.conf) (mode C(0600), as it holds the
     key), and loads it into the running charon with C(swanctl --load-all). The connection installs its policies when
     loaded and starts at once (C(start_action = trap|start)), so a reboot or a restart of charon brings the SAs back
     by itself; while no SA exists the policies hold GRE back instead of sending it in clear.

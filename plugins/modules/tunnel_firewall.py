@@ -79,7 +79,7 @@ options:
       - The tunnel's GRE is protected by IPsec (M(overlay.gre.ipsec_peer)). Accepts IKE (UDP 500 and 4500) and ESP from
         O(peer_underlay), accepts GRE from it only when an IPsec policy protected it, and drops GRE to and from it that
         no IPsec policy protects (C(-m policy --pol none)) on C(INPUT), C(OUTPUT) (the chain C(OGRE-OUT-TUNNEL)) and
-        C(FORWARD) (reflected keepalives): GRE between the two underlay addresses never crosses in clear, not even
+        C(FORWARD) (reflected keepalives). GRE between the two underlay addresses never crosses in clear, not even
         while charon is stopped and its policies are gone.
       - Needs O(peer_underlay).
     type: bool
