@@ -89,8 +89,8 @@ def report(path):
         data = json.load(handle)
     for label in ("plain", "ipsec"):
         if label in data:
-            print("%-6s %5.2f MiB/s (%d MiB in %.3f s)" % (label, data[label]["mib_per_s"], data[label]["bytes"] >> 20,
-                                                        data[label]["seconds"]))
+            figure = data[label]
+            print("%-6s %5.2f MiB/s (%d MiB in %.3f s)" % (label, figure["mib_per_s"], figure["bytes"] >> 20, figure["seconds"]))
     if "plain" in data and "ipsec" in data:
         print("ratio plain/ipsec: %.2f (IPsec keeps %.0f%% of plain GRE's throughput)"
               % (data["plain"]["mib_per_s"] / data["ipsec"]["mib_per_s"], 100 * data["ipsec"]["mib_per_s"] / data["plain"]["mib_per_s"]))

@@ -123,7 +123,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.overlay.gre.plugins.module_utils import _lock
 from ansible_collections.overlay.gre.plugins.module_utils._ipsec import (
-    CONF_MODE, IpsecInputError, charon_unreachable, config_text, conf_path, conn_name, established_sas, loaded_conns,
+    CONF_MODE, IpsecInputError, config_text, conf_path, conn_name, established_sas, loaded_conns,
     redact_text, validate)
 
 HEADER = "Ansible managed (overlay.gre.ipsec_peer): GRE over IPsec for tunnel %s.\nOnly root may read this file: it holds the pre-shared key."
@@ -192,7 +192,7 @@ def main():
             psk=dict(type="str", no_log=True),
             ike_proposals=dict(type="str", default="aes256gcm16-prfsha384-ecp384"),
             esp_proposals=dict(type="str", default="aes256gcm16-ecp384"),
-            rekey_time=dict(type="int", default=3600),
+            rekey_time=dict(type="int", default=3600, no_log=False),
             **_lock.ARGUMENT_SPEC
         ),
         required_if=[("state", "present", ("local", "remote", "psk"))],

@@ -138,8 +138,8 @@ def test_module_input_is_refused_naming_option_and_value(change, fragment):
 
 
 def test_absent_needs_only_the_tunnel():
-    assert _ipsec.validate({"tunnel": "gre-x", "state": "absent"}) == {"tunnel": "gre-x", "state": "absent",
-                                                                      "conf_dir": "/etc/swanctl/conf.d"}
+    expected = {"tunnel": "gre-x", "state": "absent", "conf_dir": "/etc/swanctl/conf.d"}
+    assert _ipsec.validate({"tunnel": "gre-x", "state": "absent"}) == expected
     assert _ipsec.conf_path("gre-x") == "/etc/swanctl/conf.d/overlay-gre-gre-x.conf"
 
 
@@ -159,8 +159,8 @@ LIST_SAS = """overlay-gre-gre-router_b: #3, ESTABLISHED, IKEv2, 1b2c3d4e5f607182
 
 def test_swanctl_output_parsing():
     assert _ipsec.loaded_conns(LIST_CONNS) == ["overlay-gre-gre-router_b", "other"]
-    assert _ipsec.established_sas(LIST_SAS, "overlay-gre-gre-router_b") == {"ike": "ESTABLISHED",
-                                                                             "children": ["INSTALLED", "REKEYED"]}
+    expected = {"ike": "ESTABLISHED", "children": ["INSTALLED", "REKEYED"]}
+    assert _ipsec.established_sas(LIST_SAS, "overlay-gre-gre-router_b") == expected
     assert _ipsec.established_sas("", "overlay-gre-gre-router_b") == {"ike": None, "children": []}
     assert _ipsec.charon_unreachable("connecting to 'unix:///var/run/charon.vici' failed: No such file or directory")
     assert not _ipsec.charon_unreachable("")

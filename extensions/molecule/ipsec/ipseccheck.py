@@ -30,7 +30,6 @@ The lab has no systemd: `start-charon` does what strongswan.service does (charon
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
