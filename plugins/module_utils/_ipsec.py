@@ -299,7 +299,3 @@ def established_sas(list_sas_output, name):
             state["children"].append(child.group(2))
     return state
 
-
-def charon_unreachable(stderr):
-    """True when swanctl could not reach charon's vici socket (charon not running)."""
-    return "connecting to" in stderr and "failed" in stderr

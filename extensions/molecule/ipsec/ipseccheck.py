@@ -248,8 +248,14 @@ def start_senders(logs):
 
 # --- the checks -----------------------------------------------------------------------------------------------
 
+def tunnel_mtu(ns):
+    return json.loads(run(ns, "ip", "-j", "link", "show", "dev", ROUTERS[ns]).stdout)[0]["mtu"]
+
+
 def verify(logs, rekey_time, bench_file):
     res = Results("verify")
+    for ns in ROUTERS:
+        res.check("%s: the tunnel's MTU leaves room for ESP (1438 with the GRE key 42)" % ns, tunnel_mtu(ns) == 1438, tunnel_mtu(ns))
     for ns in ROUTERS:
         text, installed = sas(ns)
         res.check("%s: swanctl --list-sas shows the IKE SA and an installed transport CHILD SA" % ns,
@@ -361,6 +367,7 @@ def reboot(pre_file, logs):
 def plain(logs, bench_file):
     res = Results("plain")
     for ns in ROUTERS:
+        res.check("%s: the tunnel's MTU is the kernel's for GRE with a key again (1472)" % ns, tunnel_mtu(ns) == 1472, tunnel_mtu(ns))
         res.check("%s: no swanctl file of the tunnel" % ns,
                   run(ns, "test", "-e", "/etc/swanctl/conf.d/overlay-gre-%s.conf" % ROUTERS[ns], check=False).returncode != 0)
         res.check("%s: charon holds no connection or SA of the tunnel" % ns,
