@@ -4,7 +4,8 @@
 """Checks of the ipsec scenario (GRE over IPsec), against the lab's namespaces (lab/topologies/howto.yml).
 
 The routers are namespaces of one kernel: each gets its own charon, with its own /etc/strongswan.conf and
-/etc/swanctl (through /etc/netns/ROUTER/, which `ip netns exec` mounts over /etc's), its own control socket and log.
+/etc/swanctl (through /etc/netns/ROUTER/, which `ip netns exec` mounts over /etc's), its own control socket and log,
+and its own /etc/overlay-gre.
 The lab has no systemd: `start-charon` does what strongswan.service does (charon-systemd, then swanctl --load-all).
 
     ipseccheck.py setup --logs DIR       each router's own strongSwan configuration, and its charon started
@@ -109,8 +110,12 @@ def socket_path(ns):
 
 def setup(logs):
     os.makedirs(LAB_RUN, exist_ok=True)
+    # Each router its own /etc/overlay-gre too, as each real router has: in a shared one each router sees the other's
+    # boot script, and keeps the units that go with the last boot script of the machine (snapshot compares files).
+    os.makedirs("/etc/overlay-gre", exist_ok=True)
     for ns in ROUTERS:
         own = os.path.join("/etc/netns", ns)
+        os.makedirs(os.path.join(own, "overlay-gre"), exist_ok=True)
         shutil.copytree("/etc/swanctl", os.path.join(own, "swanctl"), dirs_exist_ok=True)
         with open(os.path.join(own, "strongswan.conf"), "w", encoding="utf-8") as handle:
             handle.write(STRONGSWAN_CONF % {"ns": ns, "run": LAB_RUN, "log": os.path.join(logs, "charon-%s.log" % ns)})
