@@ -214,7 +214,10 @@ def validate(params):
 
 def config_text(opts, header="", redact=False):
     """The swanctl file of one tunnel: its connection (IKEv2, PSK, peers by underlay address, ESP transport for GRE
-    between the two addresses, trapped and started at load) and its secret, as base64 ('0s'), or REDACTED."""
+    between the two addresses, trapped and started at load) and its secret, as base64 ('0s'), or REDACTED.
+
+    The trap policies stay while the connection is loaded, so an SA that closes (the peer's charon stopped, DPD) is
+    negotiated again by the next GRE packet, and GRE never leaves without ESP meanwhile."""
     name = conn_name(opts["tunnel"])
     local, remote = opts["local"], opts["remote"]
     rekey = opts["rekey_time"]
@@ -246,9 +249,9 @@ def config_text(opts, header="", redact=False):
         "                remote_ts = %s/32[gre]" % remote,
         "                esp_proposals = %s" % opts["esp_proposals"],
         "                rekey_time = %ds" % rekey,
+        # trapped while loaded (a closed SA is made again by the next GRE packet), started at load; no close or DPD
+        # action of its own: those would trap again a connection that was just unloaded
         "                start_action = trap|start",
-        "                dpd_action = trap",
-        "                close_action = trap",
         "            }",
         "        }",
         "    }",

@@ -107,6 +107,7 @@ def test_config_text_transport_gre_between_the_underlay_addresses():
                  "esp_proposals = aes256gcm16-ecp384", "proposals = aes256gcm16-prfsha384-ecp384",
                  "ike-overlay-gre-gre-router_b {", "id-local = 172.19.1.1", "id-remote = 172.19.1.2"):
         assert "\n" + " " * (len(line) - len(line.lstrip())) in text and line in text, line
+    assert "close_action" not in text and "dpd_action" not in text  # they would trap an unloaded connection again
     assert KEY not in text
     assert "secret = 0s" + base64.b64encode(KEY.encode()).decode() in text
 
