@@ -301,4 +301,3 @@ def established_sas(list_sas_output, name):
         if child and current == name and child.group(1) == name:
             state["children"].append(child.group(2))
     return state
-
