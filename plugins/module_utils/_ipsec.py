@@ -216,8 +216,9 @@ def config_text(opts, header="", redact=False):
     """The swanctl file of one tunnel: its connection (IKEv2, PSK, peers by underlay address, ESP transport for GRE
     between the two addresses, trapped and started at load) and its secret, as base64 ('0s'), or REDACTED.
 
-    The trap policies stay while the connection is loaded, so an SA that closes (the peer's charon stopped, DPD) is
-    negotiated again by the next GRE packet, and GRE never leaves without ESP meanwhile."""
+    Started at load, so a restarted charon brings its SAs back by itself; trapped, so GRE that finds no SA starts the
+    negotiation. No close or DPD action: with one of trap, an SA that the peer closed while this router was unloading
+    the connection trapped it again, and its policies stayed (seen in the lab's ipsec scenario)."""
     name = conn_name(opts["tunnel"])
     local, remote = opts["local"], opts["remote"]
     rekey = opts["rekey_time"]
