@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
+
 PREFIX = "gre_router_"
 
 DEFAULTS = {
@@ -550,7 +552,14 @@ class _Pair(object):
         if len(name) > 15 or any(c in name for c in "/: \t\n") or name in (".", ".."):
             self.errors.add(me.name, entry.label("tunnel_name"), "has %r, which is not an interface name (1 to 15 characters, "
                             "no '/', ':' or spaces)" % (name,))
-        if None in (my_underlay, peer_underlay, mine, theirs):
+        # GRE over IPsec (gre_router_ipsec*): its own checks, and the tunnel's MTU with ESP's overhead. A peer outside
+        # the inventory is configured by hand to match this router's settings.
+        ipsec_errors, ipsec = _ipsec.pair_settings(me.name, me.vars, peer.name, me.vars if entry.external else peer.vars,
+                                                   my_underlay.version if my_underlay is not None else 4, key, me.get("mtu"))
+        for message in ipsec_errors:
+            if message not in self.errors.items:
+                self.errors.items.append(message)
+        if None in (my_underlay, peer_underlay, mine, theirs) or ipsec_errors:
             return
         tunnel_net = ipaddress.ip_interface("%s/%d" % (mine, prefixlen)).network if prefixlen is not None else network
         if prefixlen is not None:
@@ -568,7 +577,7 @@ class _Pair(object):
                 "remote": str(peer_underlay),
                 "key": key,
                 "ttl": me.get("ttl"),
-                "mtu": me.get("mtu"),
+                "mtu": ipsec["mtu"] if ipsec is not None and ipsec["mtu"] is not None else me.get("mtu"),
                 "addresses": [address],
                 "routes": [{"dest": str(n)} for n in routed],
             },
@@ -578,6 +587,7 @@ class _Pair(object):
             "peer_lan_cidrs": [str(n) for n in routed],
             "transit_lan_cidrs": [str(n) for n in transit_lans],
             "keepalive": keepalive,
+            "ipsec": ipsec,
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
             # the pair's entry of overlay.gre.peer_probe's peers
@@ -675,6 +685,10 @@ class RouterPlan(object):
             if pair["keepalive"] is not None:
                 del tunnel["routes"]  # the keepalive sender owns them: it withdraws them while the peer is gone
             pair["tunnel_options"] = tunnel
+            # the same, for a tunnel whose IPsec was just turned off: back to the kernel's MTU for plain GRE over a
+            # 1500-byte underlay, from ESP's smaller one (unless gre_router_mtu sets one)
+            pair["tunnel_options_plain"] = dict(tunnel, mtu=me.get("mtu") if me.get("mtu") is not None else
+                                                (1476 if tunnel["key"] is None else 1472))
             pair["firewall_options"] = {
                 "tunnel": tunnel["name"],
                 "peer_underlay": pair["peer_underlay_ip"] if _truthy(me.get("gre_firewall")) else None,
@@ -683,6 +697,7 @@ class RouterPlan(object):
                 "peer_networks": pair["peer_lan_cidrs"],
                 "mss_clamp": me.get("mss_clamp"),
                 "reflect_keepalives": True,
+                "ipsec": pair["ipsec"] is not None,
             }
             theirs = ipaddress.ip_address(pair["tunnel_peer_address"])
             pair["nat_rules"] = [{"source": str(n), "out_interface": tunnel["name"]} for n in self.my_lans] + [

@@ -106,8 +106,8 @@ def _in_parallel(jobs):
 class Prober(object):
     """Runs the probes through RUN (module.run_command's signature: argv -> (rc, out, err))."""
 
-    def __init__(self, run, ip="ip", ping="ping", sysfs="/sys/class/net", etc="/etc/overlay-gre"):
-        self.run, self.ip, self.ping, self.sysfs, self.etc = run, ip, ping, sysfs, etc
+    def __init__(self, run, ip="ip", ping="ping", sysfs="/sys/class/net", etc="/etc/overlay-gre", swanctl="/etc/swanctl/conf.d"):
+        self.run, self.ip, self.ping, self.sysfs, self.etc, self.swanctl = run, ip, ping, sysfs, etc, swanctl
 
     def underlay(self, own, peer):
         """The verdict of one peer's underlay probe."""
@@ -149,11 +149,13 @@ class Prober(object):
         return sorted(names)
 
     def leftovers(self):
-        """Boot scripts and keepalive configurations in /etc/overlay-gre."""
+        """Boot scripts and keepalive configurations in /etc/overlay-gre, and the tunnels with IPsec (swanctl files)."""
         scripts = sorted(glob.glob(os.path.join(self.etc, "*.sh")))
         keepalives = sorted(os.path.basename(p)[len("keepalive-"):-len(".json")]
                             for p in glob.glob(os.path.join(self.etc, "keepalive-*.json")))
-        return scripts, keepalives
+        ipsec = sorted(os.path.basename(p)[len("overlay-gre-"):-len(".conf")]
+                       for p in glob.glob(os.path.join(self.swanctl, "overlay-gre-*.conf")))
+        return scripts, keepalives, ipsec
 
     def probe(self, own, peers, underlay, tunnels):
         """Every probe at once; {peer name: {'underlay': verdict or None, 'tunnel': result or None}}."""

@@ -12,6 +12,10 @@ For a tunnel T:
   filter OGRE-FWD-T  (jumped to from the top of FORWARD): local LANs <-> peer LANs through T accepted, and with
                      reflect_keepalives the peer's GRE keepalives, decapsulated from T, on their way back to the peer
   mangle OGRE-MSS-T  (jumped to from the top of mangle FORWARD): TCP MSS clamped on SYNs crossing T
+With ipsec (GRE over IPsec, overlay.gre.ipsec_peer): OGRE-IN-T accepts IKE and ESP from the peer and GRE from it only
+when it came through an IPsec policy, and drops the peer's GRE that did not; filter OGRE-OUT-T (jumped to from the top
+of OUTPUT) and OGRE-FWD-T drop GRE to the peer that no IPsec policy protects, so that GRE never leaves in clear, not
+even while charon is down and its policies are gone (sent or reflected keepalives included).
 The accept chains sit ahead of every rule this collection did not make, so they work under policies of DROP
 or a reject-all rule; the GRE drop sits at the end of INPUT, after every accept of every tunnel.
 
@@ -30,7 +34,7 @@ from ansible_collections.overlay.gre.plugins.module_utils._iptables import COLLE
 from ansible_collections.overlay.gre.plugins.module_utils._sysctl import PROC_SYS, read_int, os_error_text, restore_values, write_int
 
 GRE_DROP_CHAIN = "OGRE-GRE-DROP"
-IN_PREFIX, FWD_PREFIX, MSS_PREFIX = "OGRE-IN-", "OGRE-FWD-", "OGRE-MSS-"
+IN_PREFIX, FWD_PREFIX, MSS_PREFIX, OUT_PREFIX = "OGRE-IN-", "OGRE-FWD-", "OGRE-MSS-", "OGRE-OUT-"
 SYN = ("-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST", "SYN")
 
 
@@ -65,7 +69,8 @@ def validate(params):
     tunnel = params.get("tunnel")
     if not tunnel or len(tunnel) > 15 or any(c in tunnel for c in "/: \t\n") or tunnel in (".", ".."):
         raise FirewallInputError("tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)" % (tunnel,))
-    out = {"tunnel": tunnel, "state": params.get("state") or "present", "reflect_keepalives": bool(params.get("reflect_keepalives"))}
+    out = {"tunnel": tunnel, "state": params.get("state") or "present", "reflect_keepalives": bool(params.get("reflect_keepalives")),
+           "ipsec": bool(params.get("ipsec"))}
 
     def networks(option):
         nets = []
@@ -83,6 +88,9 @@ def validate(params):
     out["peer_networks"] = networks("peer_networks")
     out["peer_underlay"] = _ipv4_address(params, "peer_underlay")
     out["peer_tunnel_address"] = _ipv4_address(params, "peer_tunnel_address")
+    if out["ipsec"] and not out["peer_underlay"]:
+        raise FirewallInputError("ipsec: is true, but peer_underlay is not set: the rules that keep GRE from leaving in clear "
+                                 "need the peer's underlay address")
     clamp = params.get("mss_clamp", "pmtu")
     if clamp is None or clamp is False or str(clamp).lower() in ("false", "off", "no", "none", ""):
         out["mss_clamp"] = None
@@ -122,8 +130,22 @@ def wanted_rules(opts):
     tunnel = opts["tunnel"]
     tag = _comment(tunnel)
     rules = {}
+    ipsec = opts.get("ipsec")
     rules[("filter", IN_PREFIX + tunnel)] = (
-        [("-s", opts["peer_underlay"] + "/32", "-p", "gre") + tag + ("-j", "ACCEPT")] if opts["peer_underlay"] else [])
+        [("-s", opts["peer_underlay"] + "/32", "-p", "gre") + tag + ("-j", "ACCEPT")] if opts["peer_underlay"] and not ipsec else [])
+    if ipsec:
+        # Each rule matches on whether IPsec protected the packet, so their order does not matter.
+        peer = ("-s", opts["peer_underlay"] + "/32")
+        rules[("filter", IN_PREFIX + tunnel)] += [
+            peer + ("-p", "udp", "-m", "udp", "--dport", "500") + tag + ("-j", "ACCEPT"),
+            peer + ("-p", "udp", "-m", "udp", "--dport", "4500") + tag + ("-j", "ACCEPT"),
+            peer + ("-p", "esp") + tag + ("-j", "ACCEPT"),
+            peer + ("-p", "gre", "-m", "policy", "--dir", "in", "--pol", "ipsec") + tag + ("-j", "ACCEPT"),
+            peer + ("-p", "gre", "-m", "policy", "--dir", "in", "--pol", "none") + tag + ("-j", "DROP"),
+        ]
+    clear_gre_out = (("-d", opts["peer_underlay"] + "/32", "-p", "gre", "-m", "policy", "--dir", "out", "--pol", "none")
+                     + tag + ("-j", "DROP")) if ipsec else None
+    rules[("filter", OUT_PREFIX + tunnel)] = [clear_gre_out] if ipsec else []
     # the peer's pings to this end's tunnel address, and the replies to this end's pings (the role's check after converge)
     for icmp_type in ("8", "0") if opts.get("peer_tunnel_address") else ():
         rules[("filter", IN_PREFIX + tunnel)].append(
@@ -138,7 +160,10 @@ def wanted_rules(opts):
         # A GRE keepalive's payload is a GRE packet addressed back to its sender: once T decapsulates it, this router
         # only forwards it to the peer's underlay address (to any address when the peer is not given).
         to_peer = ("-d", opts["peer_underlay"] + "/32") if opts["peer_underlay"] else ()
-        forward.append(to_peer + ("-i", tunnel, "-p", "gre") + tag + ("-j", "ACCEPT"))
+        protected = ("-m", "policy", "--dir", "out", "--pol", "ipsec") if ipsec else ()
+        forward.append(to_peer + ("-i", tunnel, "-p", "gre") + protected + tag + ("-j", "ACCEPT"))
+    if ipsec:
+        forward.append(clear_gre_out)
     rules[("filter", FWD_PREFIX + tunnel)] = forward
     clamp = opts["mss_clamp"]
     if clamp == "pmtu":
@@ -156,7 +181,7 @@ def owned_tunnels(tables):
     names = set()
     for table in ("filter", "mangle"):
         for chain in (tables.get(table).chains if tables.get(table) else {}):
-            for prefix in (IN_PREFIX, FWD_PREFIX, MSS_PREFIX):
+            for prefix in (IN_PREFIX, FWD_PREFIX, MSS_PREFIX, OUT_PREFIX):
                 if chain.startswith(prefix):
                     names.add(chain[len(prefix):])
     return names
@@ -170,7 +195,8 @@ def chain_specs(opts_list, tables, purge=False):
     listed = set(opts["tunnel"] for opts in opts_list)
     gone = sorted(owned_tunnels(tables) - listed) if purge else []
     everything = list(opts_list) + [{"tunnel": name, "state": "absent"} for name in gone]
-    parents = {IN_PREFIX: ("filter", "INPUT"), FWD_PREFIX: ("filter", "FORWARD"), MSS_PREFIX: ("mangle", "FORWARD")}
+    parents = {IN_PREFIX: ("filter", "INPUT"), FWD_PREFIX: ("filter", "FORWARD"), MSS_PREFIX: ("mangle", "FORWARD"),
+               OUT_PREFIX: ("filter", "OUTPUT")}
     specs = []
     for opts in everything:
         tunnel = opts["tunnel"]

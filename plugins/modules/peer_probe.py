@@ -20,7 +20,7 @@ description:
     tunnel address through the tunnel, when the tunnel exists.
   - Every peer is probed at the same time, so the run takes about as long for fifteen peers as for one.
   - Also lists the tunnels M(overlay.gre.gre_tunnel) made, the boot scripts and keepalive configurations in
-    C(/etc/overlay-gre), and whether M(overlay.gre.nat_masquerade)'s chain exists.
+    C(/etc/overlay-gre), the tunnels with GRE over IPsec, and whether M(overlay.gre.nat_masquerade)'s chain exists.
 author:
   - overlay.gre contributors (!UNKNOWN)
 options:
@@ -109,6 +109,12 @@ keepalives:
   type: list
   elements: str
   sample: ["gre-site2"]
+ipsec:
+  description: The tunnels with GRE over IPsec configured (M(overlay.gre.ipsec_peer)'s C(/etc/swanctl/conf.d/overlay-gre-TUNNEL.conf)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["gre-site2"]
 masquerade:
   description: Whether M(overlay.gre.nat_masquerade)'s chain C(OVERLAY-GRE-MASQ) exists in the nat table.
   returned: always
@@ -144,11 +150,11 @@ def main():
     ping = module.get_bin_path("ping", required=True)
     prober = Prober(module.run_command, ip=ip, ping=ping)
     results = prober.probe(module.params["underlay_ip"], peers, module.params["probe_underlay"], module.params["probe_tunnels"])
-    scripts, keepalives = prober.leftovers()
+    scripts, keepalives, ipsec = prober.leftovers()
     iptables = module.get_bin_path("iptables")
     masquerade = bool(iptables) and module.run_command([iptables, "-w", "-t", "nat", "-n", "-L", "OVERLAY-GRE-MASQ"])[0] == 0
     module.exit_json(changed=False, peers=results, tunnels=prober.our_tunnels(), scripts=scripts, keepalives=keepalives,
-                     masquerade=masquerade)
+                     ipsec=ipsec, masquerade=masquerade)
 
 
 if __name__ == "__main__":

@@ -75,11 +75,22 @@ options:
       - V(false) leaves those two settings as they are.
     type: bool
     default: false
+  ipsec:
+    description:
+      - The tunnel's GRE is protected by IPsec (M(overlay.gre.ipsec_peer)). Accepts IKE (UDP 500 and 4500) and ESP from
+        O(peer_underlay), accepts GRE from it only when an IPsec policy protected it, and drops GRE to and from it that
+        no IPsec policy protects (C(-m policy --pol none)) on C(INPUT), C(OUTPUT) (the chain C(OGRE-OUT-TUNNEL)) and
+        C(FORWARD) (reflected keepalives). GRE between the two underlay addresses never crosses in clear, not even
+        while charon is stopped and its policies are gone.
+      - Needs O(peer_underlay).
+    type: bool
+    default: false
+    version_added: 0.3.0
   tunnels:
     description:
       - The rules of many tunnels in one task (a router with a tunnel to every other site), read and applied in one
         C(iptables-save) and one C(iptables-restore). Each entry takes the options above, from O(tunnel) to
-        O(reflect_keepalives), with the same defaults.
+        O(ipsec), with the same defaults.
       - Mutually exclusive with O(tunnel) and the other per-tunnel options.
     type: list
     elements: dict
@@ -117,10 +128,14 @@ options:
         description: As O(reflect_keepalives).
         type: bool
         default: false
+      ipsec:
+        description: As O(ipsec).
+        type: bool
+        default: false
   purge:
     description:
       - With O(tunnels), also remove the rules and chains of every other tunnel (the chains C(OGRE-IN-*),
-        C(OGRE-FWD-*) and C(OGRE-MSS-*) of tunnels the list does not name), such as a site's tunnel that is gone.
+        C(OGRE-FWD-*), C(OGRE-MSS-*) and C(OGRE-OUT-*) of tunnels the list does not name), such as a site's tunnel that is gone.
     type: bool
     default: false
   backend:
@@ -247,6 +262,7 @@ def main():
                 peer_networks=dict(type="list", elements="str", default=[]),
                 mss_clamp=dict(type="raw", default="pmtu"),
                 reflect_keepalives=dict(type="bool", default=False),
+                ipsec=dict(type="bool", default=False),
             )),
             purge=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -256,6 +272,7 @@ def main():
             peer_networks=dict(type="list", elements="str", default=[]),
             mss_clamp=dict(type="raw", default="pmtu"),
             reflect_keepalives=dict(type="bool", default=False),
+            ipsec=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
             **_lock.ARGUMENT_SPEC

@@ -259,3 +259,41 @@ def test_tunnels_in_one_run_and_purge_removes_the_tunnel_no_longer_listed(netns,
     bad = run_module_direct(netns, "tunnel_firewall", dict(tunnels=[site(2), dict(site(5), peer_networks=["10.5.0.1/16"])],
                                                            backend=backend))
     assert bad.get("failed") is True and bad["msg"].startswith("tunnels[1].peer_networks: '10.5.0.1/16' is not a network"), bad
+
+
+def test_ipsec_rules_drop_clear_gre_both_ways_then_back_to_plain(netns, backend):
+    """GRE over IPsec: IKE and ESP accepted from the peer, its GRE only through a policy, clear GRE to it dropped on
+    OUTPUT and FORWARD; the kernel takes the rules as the module writes them (an unchanged re-run changes nothing), and
+    ipsec off puts the plain accept back and the OUTPUT chain goes."""
+    params = dict(HOWTO, backend=backend, ipsec=True)
+    first = run_module_direct(netns, "tunnel_firewall", params)
+    assert first["changed"] is True, first
+    tag = '-m comment --comment "overlay.gre gre-router_b"'
+    assert rules(netns, backend, "filter", "OGRE-IN-gre-router_b") == [
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p udp -m udp --dport 500 %s -j ACCEPT" % tag,
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p udp -m udp --dport 4500 %s -j ACCEPT" % tag,
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p esp %s -j ACCEPT" % tag,
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre -m policy --dir in --pol ipsec %s -j ACCEPT" % tag,
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre -m policy --dir in --pol none %s -j DROP" % tag]
+    assert rules(netns, backend, "filter", "OUTPUT")[0] == "-A OUTPUT %s -j OGRE-OUT-gre-router_b" % tag
+    clear_out = "-d 172.19.1.2/32 -p gre -m policy --dir out --pol none %s -j DROP" % tag
+    assert rules(netns, backend, "filter", "OGRE-OUT-gre-router_b") == ["-A OGRE-OUT-gre-router_b " + clear_out]
+    assert "-A OGRE-FWD-gre-router_b " + clear_out in rules(netns, backend, "filter", "OGRE-FWD-gre-router_b")
+    assert any("OGRE-OUT-gre-router_b" in line for line in first["replay_check"])
+    again = run_module_direct(netns, "tunnel_firewall", params)
+    assert again["changed"] is False, again
+    plain = run_module_direct(netns, "tunnel_firewall", dict(HOWTO, backend=backend))
+    assert plain["changed"] is True
+    assert rules(netns, backend, "filter", "OGRE-IN-gre-router_b") == [
+        "-A OGRE-IN-gre-router_b -s 172.19.1.2/32 -p gre %s -j ACCEPT" % tag]
+    assert not any("OGRE-OUT" in line for line in save(netns, backend))
+
+
+def test_ipsec_needs_the_peer_underlay(netns):
+    before = save(netns, "legacy")
+    params = dict(HOWTO, backend="legacy", ipsec=True)
+    del params["peer_underlay"]
+    result = run_module_direct(netns, "tunnel_firewall", params)
+    assert result.get("failed") is True
+    assert result["msg"].startswith("ipsec: is true, but peer_underlay is not set"), result["msg"]
+    assert save(netns, "legacy") == before

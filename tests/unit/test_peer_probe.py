@@ -90,9 +90,13 @@ def test_our_tunnels_and_leftovers(tmp_path):
     etc.mkdir()
     for name in ("router.sh", "keepalive-gre-s2.json", "other.txt"):
         (etc / name).write_text("")
-    prober = pp.Prober(None, sysfs=str(sysfs), etc=str(etc))
+    swanctl = tmp_path / "swanctl"
+    swanctl.mkdir()
+    (swanctl / "overlay-gre-gre-s2.conf").write_text("")
+    (swanctl / "other.conf").write_text("")
+    prober = pp.Prober(None, sysfs=str(sysfs), etc=str(etc), swanctl=str(swanctl))
     assert prober.our_tunnels() == ["gre-s2"]
-    assert prober.leftovers() == ([str(etc / "router.sh")], ["gre-s2"])
+    assert prober.leftovers() == ([str(etc / "router.sh")], ["gre-s2"], ["gre-s2"])
 
 
 @pytest.mark.parametrize("peers, message", [
