@@ -51,16 +51,11 @@ _value:
   elements: str
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import held_peers
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import held_peers, peer_results
 
 
 def gre_router_held(pairs, me, probe, hostvars, probe_var):
-    probes = {}
-    for pair in pairs or []:
-        name = pair["peer"]
-        if not pair.get("external") and name in hostvars:
-            probes[name] = hostvars[name].get(probe_var)
-    return held_peers(pairs, str(me), probe, probes)
+    return held_peers(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var))
 
 
 class FilterModule(object):

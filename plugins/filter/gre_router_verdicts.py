@@ -52,16 +52,11 @@ _value:
   elements: dict
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts, peer_results
 
 
 def gre_router_verdicts(pairs, me, probe, hostvars, probe_var):
-    probes = {}
-    for pair in pairs or []:
-        name = pair["peer"]
-        if not pair.get("external") and name in hostvars:
-            probes[name] = hostvars[name].get(probe_var)
-    return verdicts(pairs, str(me), probe, probes)
+    return verdicts(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var))
 
 
 class FilterModule(object):

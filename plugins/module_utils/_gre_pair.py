@@ -150,20 +150,6 @@ EXTERNAL_ENTRY_KEYS = ("name", "underlay_ip", "lan_cidrs", "tunnel_cidr", "tunne
 LEGACY_PAIR_KEYS = ("tunnel_cidr", "tunnel_address", "tunnel_peer_address", "tunnel_name")
 
 
-class _Side(object):
-    """One router's gre_router_* variables, with the role's defaults where unset."""
-
-    def __init__(self, name, variables):
-        self.name = name
-        self.vars = variables or {}
-
-    def get(self, key):
-        value = self.vars.get(PREFIX + key)
-        if value is None:
-            return DEFAULTS.get(key)
-        return value
-
-
 class _Errors(object):
     """Messages that each name a host and a variable, in order, each once."""
 
@@ -766,4 +752,14 @@ def verdicts(pairs, me_name, own_probe, probes_by_peer):
                        pair["tunnel_address"], theirs, pair["underlay_ip"], pair["peer_underlay_ip"], pair["underlay_ip"],
                        pair["peer_underlay_ip"]))
         out.append({"peer": peer, "ok": ok, "text": text})
+    return out
+
+
+def peer_results(pairs, hostvars, var):
+    """{peer: its registered VAR} for each inventory peer of PAIRS that has one (the filters' view of the play)."""
+    out = {}
+    for pair in pairs or []:
+        name = pair["peer"]
+        if not pair.get("external") and name in hostvars:
+            out[name] = hostvars[name].get(var)
     return out

@@ -42,10 +42,6 @@ class FirewallInputError(ValueError):
     pass
 
 
-TUNNEL_OPTIONS = ("tunnel", "state", "peer_underlay", "peer_tunnel_address", "local_networks", "peer_networks", "mss_clamp",
-                  "reflect_keepalives")
-
-
 def validate_all(params):
     """The module's tunnels, normalised: O(tunnels) (each entry with its place in the option's name), or the one
     tunnel of the top-level options. Raises FirewallInputError naming the option and the value."""

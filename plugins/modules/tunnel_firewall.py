@@ -249,33 +249,29 @@ from ansible_collections.overlay.gre.plugins.module_utils._iptables import Iptab
 from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import FirewallInputError, Reflections, chain_specs, validate_all
 
 
+# The options of one tunnel (besides its name), at the top level and in each entry of tunnels.
+TUNNEL_SPEC = dict(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    peer_underlay=dict(type="str"),
+    peer_tunnel_address=dict(type="str"),
+    local_networks=dict(type="list", elements="str", default=[]),
+    peer_networks=dict(type="list", elements="str", default=[]),
+    mss_clamp=dict(type="raw", default="pmtu"),
+    reflect_keepalives=dict(type="bool", default=False),
+    ipsec=dict(type="bool", default=False),
+)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             tunnel=dict(type="str"),
-            tunnels=dict(type="list", elements="dict", options=dict(
-                tunnel=dict(type="str", required=True),
-                state=dict(type="str", choices=["present", "absent"], default="present"),
-                peer_underlay=dict(type="str"),
-                peer_tunnel_address=dict(type="str"),
-                local_networks=dict(type="list", elements="str", default=[]),
-                peer_networks=dict(type="list", elements="str", default=[]),
-                mss_clamp=dict(type="raw", default="pmtu"),
-                reflect_keepalives=dict(type="bool", default=False),
-                ipsec=dict(type="bool", default=False),
-            )),
+            # each entry of tunnels takes the options of one tunnel, with the same defaults
+            tunnels=dict(type="list", elements="dict", options=dict(TUNNEL_SPEC, tunnel=dict(type="str", required=True))),
             purge=dict(type="bool", default=False),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            peer_underlay=dict(type="str"),
-            peer_tunnel_address=dict(type="str"),
-            local_networks=dict(type="list", elements="str", default=[]),
-            peer_networks=dict(type="list", elements="str", default=[]),
-            mss_clamp=dict(type="raw", default="pmtu"),
-            reflect_keepalives=dict(type="bool", default=False),
-            ipsec=dict(type="bool", default=False),
             backend=dict(type="str", choices=["auto", "nft", "legacy"], default="auto"),
             wait=dict(type="int", default=10),
-            **_lock.ARGUMENT_SPEC
+            **dict(TUNNEL_SPEC, **_lock.ARGUMENT_SPEC)
         ),
         required_one_of=[("tunnel", "tunnels")],
         mutually_exclusive=[("tunnel", "tunnels"), ("tunnels", "peer_underlay"), ("tunnels", "peer_tunnel_address"),
