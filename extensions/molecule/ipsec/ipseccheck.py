@@ -187,7 +187,7 @@ def stop_all():
 
 def xfrm(ns):
     """NS's SAs by what they are (addresses, protocol, mode: no SPI, which each rekeying changes, no key, no counter)
-    and its policies as the kernel lists them."""
+    and its policies, each as the kernel lists it but for the SPI of its SA."""
     states = set()
     current = None
     for line in run(ns, "ip", "xfrm", "state").stdout.splitlines():
@@ -195,7 +195,14 @@ def xfrm(ns):
             current = line.strip()
         elif current and line.strip().startswith("proto "):
             states.add("%s %s" % (current, re.sub(r" spi 0x[0-9a-f]+", "", line.strip())))
-    return {"state": sorted(states), "policy": run(ns, "ip", "xfrm", "policy").stdout.splitlines()}
+    policies = []
+    for line in run(ns, "ip", "xfrm", "policy").stdout.splitlines():
+        line = re.sub(r" spi 0x[0-9a-f]+", "", line)  # an SA's policy names its SA, which each rekeying replaces
+        if line.startswith("src ") or not policies:
+            policies.append(line)
+        else:
+            policies[-1] += "\n" + line
+    return {"state": sorted(states), "policy": sorted(policies)}
 
 
 def files(ns):
