@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/site.yml on full meshes of 2, 4, 8 and 16 sites in the lab (16 sites: 120 tunnels, 15 per router).
 
-For each size: the first run and the unchanged re-run (which must report changed=0), the module runs per router
+For each size: the first run and the unchanged re-run (which must report changed=0; the better of two), the module runs per router
 (tasks that ran code on the router: the role's modules and shell runs), and the unchanged run's time per router
 against the 2-site figure. Goal: per router, the unchanged run at 16 sites costs at most 1.5x what it costs at 2.
 Prints the table; exits 1 on a missed goal or a failed run.
@@ -77,21 +77,33 @@ def measure(size, folder):
         first_s = time.monotonic() - start
         if first.returncode != 0:
             sys.exit("bench: the first run on %d sites failed:\n%s" % (size, first.output[-3000:]))
-        start = time.monotonic()
-        again = run_playbook(site, inventory)
-        again_s = time.monotonic() - start
-        if again.returncode != 0 or any(r["result"].get("changed") for r in again.results):
-            sys.exit("bench: the unchanged run on %d sites failed or changed something:\n%s" % (size, again.output[-3000:]))
-        tunnels = sum(1 for n in range(1, size + 1)
-                      for link in json.loads(subprocess.run(["ip", "-n", "site%d" % n, "-j", "link", "show", "type", "gre"],
-                                                            capture_output=True, text=True, check=True).stdout)
-                      if link["ifname"] != "gre0")  # the kernel's fallback device
+        # the unchanged run twice, the better one counts (the lab's one CPU is shared with whatever else runs)
+        agains = []
+        for _time in (1, 2):
+            start = time.monotonic()
+            again = run_playbook(site, inventory)
+            agains.append((time.monotonic() - start, again))
+            if again.returncode != 0 or any(r["result"].get("changed") for r in again.results):
+                sys.exit("bench: the unchanged run on %d sites failed or changed something:\n%s" % (size, again.output[-3000:]))
+        again_s, again = min(agains, key=lambda item: item[0])
+        tunnel_ends = 0
+        for n in range(1, size + 1):
+            links = json.loads(subprocess.run(["ip", "-n", "site%d" % n, "-j", "link", "show", "type", "gre"],
+                                              capture_output=True, text=True, check=True).stdout)
+            tunnel_ends += len([link for link in links if link["ifname"] != "gre0"])  # gre0: the kernel's fallback device
+        tunnels = tunnel_ends // 2  # a tunnel has an end on each router of its pair
     finally:
         topo.down()
+    # where the unchanged run spent its time: each task from the end of the one before to the end of its last result
+    spent, previous = collections.Counter(), None
+    for result in sorted(again.results, key=lambda r: r["end"]):
+        if previous is not None:
+            spent[result["task"]] += result["end"] - previous
+        previous = result["end"]
     runs = collections.Counter(r["host"] for r in again.results if r.get("action") not in CONTROLLER_ACTIONS)
     first_runs = collections.Counter(r["host"] for r in first.results if r.get("action") not in CONTROLLER_ACTIONS)
     return {"sites": size, "tunnels": tunnels, "first": first_s, "again": again_s, "runs": max(runs.values()),
-            "first_runs": max(first_runs.values()), "per_router": again_s / size}
+            "first_runs": max(first_runs.values()), "per_router": again_s / size, "spent": spent.most_common(6)}
 
 
 def main():
@@ -102,7 +114,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="overlay-gre-mesh-") as folder:
         for size in sizes:
-            print("bench: a full mesh of %d sites: building the lab, then site.yml twice ..." % size, flush=True)
+            print("bench: a full mesh of %d sites: building the lab, then site.yml three times ..." % size, flush=True)
             rows.append(measure(size, folder))
             print("bench: %d sites done (first %.1f s, unchanged %.1f s)" % (size, rows[-1]["first"], rows[-1]["again"]), flush=True)
     base = rows[0]["per_router"]
@@ -114,6 +126,10 @@ def main():
             row["sites"], row["tunnels"], row["first"], row["again"], row["runs"], row["first_runs"], row["per_router"],
             row["per_router"] / base))
     last = rows[-1]
+    print()
+    print("where the unchanged run at %d sites spent its time (seconds, the six largest tasks):" % last["sites"])
+    for task, seconds in last["spent"]:
+        print("  %6.1f  %s" % (seconds, task))
     ratio = last["per_router"] / base
     met = ratio <= GOAL
     same_runs = len(set(row["runs"] for row in rows)) == 1

@@ -158,12 +158,22 @@ class Prober(object):
         return scripts, keepalives, ipsec
 
     def probe(self, own, peers, underlay, tunnels):
-        """Every probe at once; {peer name: {'underlay': verdict or None, 'tunnel': result or None}}."""
-        jobs = []
-        for peer in peers:
-            jobs.append((lambda p=peer: self.underlay(own, p["underlay_ip"]))
-                        if underlay and own and peer.get("underlay_ip") else (lambda: None))
-            jobs.append((lambda p=peer: self.tunnel(p["tunnel"], p["tunnel_peer_address"]))
-                        if tunnels and peer.get("tunnel") and peer.get("tunnel_peer_address") else (lambda: None))
-        results = _in_parallel(jobs)
-        return dict((peer["name"], {"underlay": results[2 * i], "tunnel": results[2 * i + 1]}) for i, peer in enumerate(peers))
+        """Every probe at once; {peer name: {'underlay': verdict or None, 'tunnel': result or None}}.
+
+        First each existing tunnel is pinged (all at once); then the underlay of each peer whose tunnel did not answer
+        is probed (all at once). A tunnel that carried the ping both ways carried it over the underlay both ways: that
+        peer's underlay answered, and probing it again would only cost processes (an unchanged run of a mesh of 16
+        sites would start 60 per router instead of 15).
+        """
+        out = dict((peer["name"], {"underlay": None, "tunnel": None}) for peer in peers)
+        pinged = [peer for peer in peers if tunnels and peer.get("tunnel") and peer.get("tunnel_peer_address")]
+        for peer, result in zip(pinged, _in_parallel([lambda p=peer: self.tunnel(p["tunnel"], p["tunnel_peer_address"])
+                                                      for peer in pinged])):
+            out[peer["name"]]["tunnel"] = result
+            if underlay and result == "answered":
+                out[peer["name"]]["underlay"] = ("answered: through the tunnel %s (the peer's tunnel address %s answered, so "
+                                                 "the underlay carries GRE both ways)" % (peer["tunnel"], peer["tunnel_peer_address"]))
+        probed = [peer for peer in peers if underlay and own and peer.get("underlay_ip") and out[peer["name"]]["underlay"] is None]
+        for peer, verdict in zip(probed, _in_parallel([lambda p=peer: self.underlay(own, p["underlay_ip"]) for peer in probed])):
+            out[peer["name"]]["underlay"] = verdict
+        return out

@@ -61,9 +61,31 @@ def test_tunnel_ping_only_through_a_tunnel_that_exists(tmp_path):
     prober = pp.Prober(run, sysfs=str(tmp_path))
     peers = [{"name": "s2", "tunnel": "gre-s2", "tunnel_peer_address": "10.255.0.2"},
              {"name": "s3", "tunnel": "gre-s3", "tunnel_peer_address": "10.255.0.6"}]
-    result = prober.probe(None, peers, underlay=True, tunnels=True)
+    result = prober.probe(None, peers, underlay=False, tunnels=True)
     assert result == {"s2": {"underlay": None, "tunnel": "answered"}, "s3": {"underlay": None, "tunnel": None}}
     assert [c for c in calls if "gre-s3" in c] == []
+
+
+def test_a_tunnel_that_answers_stands_for_its_underlay_and_the_others_are_probed(tmp_path):
+    for name in ("gre-s2", "gre-s3"):
+        (tmp_path / name).mkdir()
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        if argv[0] == "ping":
+            return (0 if argv[-1] in ("10.255.0.2", "172.19.0.4") else 1), "2 packets transmitted\n", ""
+        if argv[1] == "route":
+            return 0, "%s from 172.19.0.1 via 172.19.0.254 dev eth0\n" % argv[3], ""
+        return 0, "", ""
+    peers = [{"name": "s2", "underlay_ip": "172.19.0.2", "tunnel": "gre-s2", "tunnel_peer_address": "10.255.0.2"},
+             {"name": "s3", "underlay_ip": "172.19.0.3", "tunnel": "gre-s3", "tunnel_peer_address": "10.255.0.6"},
+             {"name": "s4", "underlay_ip": "172.19.0.4", "tunnel": "gre-s4", "tunnel_peer_address": "10.255.0.10"}]
+    result = pp.Prober(run, sysfs=str(tmp_path)).probe("172.19.0.1", peers, underlay=True, tunnels=True)
+    assert result["s2"]["underlay"].startswith("answered: through the tunnel gre-s2") and result["s2"]["tunnel"] == "answered"
+    assert result["s3"]["tunnel"] == "no answer" and result["s3"]["underlay"].startswith("no answer:")
+    assert result["s4"]["tunnel"] is None and result["s4"]["underlay"].startswith("answered: ICMP echo")
+    assert not [c for c in calls if c[-1] == "172.19.0.2"]  # s2's underlay was not probed again
 
 
 def test_arp_answer_is_waited_for(monkeypatch):

@@ -16,6 +16,7 @@ options: {}
 
 import json
 import os
+import time
 
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 
@@ -36,6 +37,7 @@ class CallbackModule(DefaultCallback):
             "host": result._host.get_name(),
             "task": result._task.get_name(),
             "action": result._task.action,
+            "end": time.time(),
             "status": status,
             "result": recorded,
         }
