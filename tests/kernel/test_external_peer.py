@@ -62,7 +62,19 @@ def wait_up(path, timeout=20):
     return False
 
 
-def test_the_role_builds_our_side_against_a_peer_made_by_hand(howto_topology, tmp_path):
+@pytest.fixture
+def shared_files_cleaned():
+    """The keepalive program and state files the role puts in the lab's shared /usr and /run: removed afterwards when
+    this test made them, so that later tests (the ipsec scenario compares files) find the lab as it was."""
+    paths = ["/usr/local/sbin/overlay-gre-keepalive", "/run/overlay-gre/keepalive-%s.json" % TUNNEL]
+    existed = [p for p in paths if os.path.exists(p)]
+    yield
+    for path in paths:
+        if path not in existed and os.path.exists(path):
+            os.remove(path)
+
+
+def test_the_role_builds_our_side_against_a_peer_made_by_hand(howto_topology, tmp_path, shared_files_cleaned):
     topo = howto_topology
     a, b = topo.ns("router_a"), topo.ns("router_b")
     for line in HOWTO_PEER.strip().splitlines():
