@@ -17,7 +17,7 @@ sanity: bootstrap
 	@scripts/test-all sanity sanity-core218 lint changelog build
 
 pytest: bootstrap
-	@scripts/test-all pytest-host pytest-lab
+	@scripts/test-all pytest-host vm pytest-lab
 
 bench: bootstrap
 	@bench/run-all

@@ -20,6 +20,8 @@ FILE defaults to lab/topologies/howto.yml. The format:
         etc: [sysctl.d, systemd/system]  # optional: folders of /etc this host gets its own (empty) copy of, through
                                 # /etc/netns/NAME/, whose entries `ip netns exec` mounts over /etc's (folders /etc has,
                                 # and overlay-gre, made when missing)
+        vm: true                # lab/vm only: this host is a Debian 12 machine with systemd (a network
+                                # namespace in lab/run, as here)
     links:                      # veth pairs, "host:interface" at each end
       - [router_a:bond0, router_b:bond0]
     switches:                   # optional: a bridge in a namespace of its own, joining the ports listed
