@@ -828,6 +828,15 @@ class GreTunnelManager(object):
             result["failed"] = True
         return result
 
+    @staticmethod
+    def _replay(state, want):
+        """The boot script's lines for STATE. Routes the task leaves unmanaged (routes: None) are not among them: their
+        owner puts them in place (the keepalive sender, which withdraws them while the peer is gone), and a replay of
+        the kernel's would change with them, so that each run wrote another boot script."""
+        if want["routes"] is None:
+            state = dict(state, routes=[])
+        return replay_lines(state)
+
     def _report(self, wants, plans, purge_plans, live, predicted):
         """The tunnels as the kernel has them (PREDICTED: as they would be, in check mode), and the per-tunnel diff."""
         views = []
@@ -838,12 +847,12 @@ class GreTunnelManager(object):
                 view = {"name": want["name"], "state": "absent"}
             elif predicted and plan.changed:
                 view = tunnel_view(plan.after, want["addresses"])
-                replay += replay_lines(plan.after)
+                replay += self._replay(plan.after, want)
             else:
                 view = tunnel_view(live.tunnels.get(want["name"]), want["addresses"])
                 view["name"] = want["name"]
                 if live.tunnels.get(want["name"]):
-                    replay += replay_lines(live.tunnels[want["name"]])
+                    replay += self._replay(live.tunnels[want["name"]], want)
             views.append(view)
             if plan.changed:
                 diffs.append(self._diff(plan, view, want))

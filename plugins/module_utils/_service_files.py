@@ -27,6 +27,7 @@ ARGUMENT_SPEC = dict(
         content=dict(type="str"),
         mode=dict(type="raw", default="0644"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        check=dict(type="bool", default=True),
     )),
     units=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True),
@@ -73,7 +74,7 @@ def validate(params):
                 mode_value = -1
         if not 0 <= mode_value <= 0o7777:
             raise ServiceFilesError("%s.mode: %r is not an octal file mode such as '0644'" % (where, mode))
-        files.append({"path": path, "state": state, "mode": mode_value,
+        files.append({"path": path, "state": state, "mode": mode_value, "check": entry.get("check") is not False,
                       "content": entry["content"].encode("utf-8") if state == "present" else None})
     units = []
     for index, entry in enumerate(params.get("units") or []):
@@ -172,7 +173,8 @@ def plan(files, units, prune, live):
             action = None
         if action:
             steps.append((action, entry))
-            expect.append((action, entry, current.get("cksum") if current["kind"] == "file" else None))
+            if entry.get("check", True):
+                expect.append((action, entry, current.get("cksum") if current["kind"] == "file" else None))
     changed_files = [entry["path"] for action, entry in steps if action in ("write", "remove")]
     unit_steps = []
     reload_units = False
@@ -206,8 +208,19 @@ def _commands(steps):
 
     Each shell line echoes its label once done (a prune only when the folder was empty).
     """
+    def unit_command(action, name):
+        quoted = shlex.quote(name)
+        if action not in ("start", "restart"):
+            return "systemctl %s %s" % (action, quoted)
+        # A run asks for it to run: a unit that failed before (its start limit hit) gets a new chance; one that does
+        # not start fails the run with the reason, the end of its log.
+        return ("systemctl reset-failed %s 2>/dev/null || true\n"
+                "systemctl %s %s || { journalctl -u %s -n 12 --no-pager -o cat >&2 || true; echo %s >&2; exit 1; }"
+                % (quoted, action, quoted, quoted, shlex.quote("%s did not %s; the end of its log is above (journalctl -u %s)"
+                                                               % (name, action, name))))
+
     def unit_commands(stopping):
-        return [("systemctl %s %s\necho %s" % (action, shlex.quote(name), shlex.quote("%s: %s" % (action, name))), "%s: %s" % (action, name))
+        return [("%s\necho %s" % (unit_command(action, name), shlex.quote("%s: %s" % (action, name))), "%s: %s" % (action, name))
                 for action, name in steps["units"] if (action in ("stop", "disable")) == stopping]
 
     out = unit_commands(stopping=True)

@@ -46,6 +46,14 @@ options:
         type: str
         choices: [present, absent]
         default: present
+      check:
+        description:
+          - Whether the run checks, under the router's lock and before any change, that the file is still as its read
+            found it (another run at the same time changed nothing).
+          - V(false) for a file that a running program rewrites by itself, such as a service's state under C(/run).
+            With O(files[].state=absent) it is removed after the units are stopped, whatever it holds by then.
+        type: bool
+        default: true
   units:
     description: The systemd units, acted on only where systemd runs, after the files.
     type: list

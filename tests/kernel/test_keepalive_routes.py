@@ -1,6 +1,6 @@
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The keepalive sender's route keeping (pyroute2) on a veth in a namespace: no GRE needed, runs on the host too."""
+"""The keepalive sender's route keeping (through `ip`) on a veth in a namespace: no GRE needed, runs on the host too."""
 
 from __future__ import annotations
 

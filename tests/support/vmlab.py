@@ -6,7 +6,9 @@ tests/output/vm/NAME, also when a test failed)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -16,6 +18,8 @@ import vm  # lab/vm.py
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_VM = os.path.join(ROOT, "lab", "vm")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+ROUTERS = ("router_a", "router_b")
 
 
 def lab_vm(*args, check=True):
@@ -44,3 +48,103 @@ def boot(name, topology, inventory):
         yield found
     finally:
         lab_vm("down", "--lab", name, check=False)
+
+
+# ---- the how-to's sites on real routers (playbooks/site.yml) ----
+
+def boot_sites(name, inventory, group_vars=None):
+    """Boot lab NAME of the how-to's topology, for playbooks/site.yml on its routers; yields the vm.Lab, then downs it.
+
+    INVENTORY (a pathlib.Path, empty) gets the how-to's sites as a user writes them (inventories/example's
+    host_vars, GROUP_VARS for gre_routers) and, given after it, the lab's inventory, which says how to reach each
+    router (lab/vm's ssh_config through the lab's namespace)."""
+    (inventory / "sites").mkdir()
+    (inventory / "sites" / "hosts.yml").write_text(
+        "---\ngre_routers:\n  hosts:\n    router_a:\n    router_b:\n", encoding="utf-8")
+    (inventory / "sites" / "host_vars").symlink_to(os.path.join(ROOT, "inventories", "example", "host_vars"))
+    if group_vars:
+        (inventory / "sites" / "group_vars").mkdir()
+        (inventory / "sites" / "group_vars" / "gre_routers.yml").write_text(
+            "---\n" + json.dumps(group_vars) + "\n", encoding="utf-8")
+    for found in boot(name, "lab/topologies/howto.yml", str(inventory / "lab")):
+        found.inventories = [str(inventory / "sites"), str(inventory / "lab" / "hosts.yml")]
+        yield found
+
+
+def playbook(lab, *args):
+    argv = ["ansible-playbook"]
+    for inventory in lab.inventories:
+        argv += ["-i", inventory]
+    proc = subprocess.run(argv + [SITE] + list(args), capture_output=True, text=True, check=False, cwd=ROOT,
+                          env=ansible_env())
+    return proc
+
+
+def recap(proc):
+    """{host: {'ok': N, 'changed': N, 'failed': N, ...}} from the PLAY RECAP."""
+    found = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
+        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return found
+
+
+def converged(proc, changed):
+    counts = recap(proc)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    for router in ROUTERS:
+        assert counts[router]["failed"] == 0 and counts[router]["unreachable"] == 0, counts
+        if changed:
+            assert counts[router]["changed"] > 0, counts
+        else:
+            assert counts[router]["changed"] == 0, proc.stdout[-6000:]
+
+
+def ping(lab, source, target):
+    return lab.run(source, ["ping", "-c", "2", "-i", "0.2", "-W", "2", target]).returncode == 0
+
+
+def kernel_state(lab, router):
+    """What the router's kernel reports of everything the role manages: links (kind, GRE settings, MTU, state),
+    IPv4 addresses, routes of the main table, forwarding, and the firewall's rules (no counters)."""
+    links = []
+    for link in json.loads(lab.run(router, ["ip", "-d", "-j", "link", "show"], check=True).stdout):
+        info = link.get("linkinfo", {})
+        links.append({"name": link["ifname"], "mtu": link.get("mtu"), "up": "UP" in link.get("flags", []),
+                      "kind": info.get("info_kind"), "data": info.get("info_data")})
+    addresses = lab.run(router, ["ip", "-4", "-o", "addr", "show"], check=True).stdout.split("\n")
+    addresses = sorted(" ".join(line.split()[1:4]) for line in addresses if line.strip())
+    routes = sorted(lab.run(router, ["ip", "-4", "route", "show", "table", "main"], check=True).stdout.splitlines())
+    forwarding = lab.run(router, ["sysctl", "-n", "net.ipv4.ip_forward"], check=True).stdout.strip()
+    rules = [line for line in lab.run(router, ["iptables-save"], check=True).stdout.splitlines()
+             if line.startswith(("-A", "*", ":"))]
+    rules = [re.sub(r" \[\d+:\d+\]$", "", line) for line in rules]
+    return {"links": sorted(links, key=lambda l: l["name"]), "addresses": addresses, "routes": routes,
+            "forwarding": forwarding, "rules": rules}
+
+
+def units_of_ours(lab, router):
+    # exits 1 when no unit matches
+    out = lab.run(router, ["systemctl", "list-unit-files", "--no-legend", "--plain", "overlay-gre*"]).stdout
+    return dict(line.split()[:2] for line in out.splitlines() if line.strip())
+
+
+def no_failed_unit(lab, router):
+    failed = lab.run(router, ["systemctl", "--failed", "--no-legend", "--plain"], check=True).stdout.strip()
+    assert failed == "", "%s: %s" % (router, failed)
+
+
+def reboot_routers(lab):
+    """ansible.builtin.reboot of both routers (systemctl reboot, then it waits for SSH); each comes back a new boot,
+    with systemd running and no failed unit."""
+    boot_ids = {r: lab.run(r, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout for r in ROUTERS}
+    argv = ["ansible"]
+    for inventory in lab.inventories:
+        argv += ["-i", inventory]
+    proc = subprocess.run(argv + ["gre_routers", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=300"],
+                          capture_output=True, text=True, check=False, cwd=ROOT, env=ansible_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for router in ROUTERS:
+        assert lab.run(router, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout != boot_ids[router]
+        state = lab.run(router, ["systemctl", "is-system-running", "--wait"], timeout=300).stdout.strip()
+        assert state == "running", "%s: %s" % (router, state)
+        no_failed_unit(lab, router)

@@ -118,3 +118,26 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path):
     run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     assert run.returncode == 1
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f"]
+
+
+def test_a_file_a_running_program_rewrites_is_removed_whatever_it_holds_by_then(tmp_path):
+    """check: false (a sender's state under /run, rewritten every second): no recheck, so no refusal (exit 76)."""
+    state = tmp_path / "state.json"
+    state.write_text('{"sent": 1}\n')
+    checked = {"path": str(state), "state": "absent"}
+    unchecked = dict(checked, check=False)
+    for entry, expected in ((checked, 76), (unchecked, 0)):
+        steps = decide({"files": [entry]}, live_of([dict(entry, mode="0644")], systemd=False,
+                                                   contents={str(state): b'{"sent": 1}\n'}))
+        state.write_text('{"sent": 2}\n')  # the program wrote again between the read and the change
+        script = sf.write_script(steps).replace("/run/overlay-gre", str(tmp_path / "lock"))
+        run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+        assert run.returncode == expected, run.stderr
+    assert not state.exists()
+
+
+def test_a_unit_that_does_not_start_fails_the_script_with_its_log():
+    params = {"units": [{"name": "x@a.service", "started": True}]}
+    script = sf.write_script(decide(params, live_of([], units=[("enabled", "inactive")])))
+    assert "systemctl reset-failed x@a.service" in script
+    assert "systemctl start x@a.service || { journalctl -u x@a.service" in script
