@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -20,6 +21,11 @@ LAB_VM = os.path.join(ROOT, "lab", "vm")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 ROUTERS = ("router_a", "router_b")
+
+
+def lab_name(base):
+    """The name of a test's lab: BASE, after $LAB_VM_PREFIX when set (two checkouts testing at once)."""
+    return os.environ.get("LAB_VM_PREFIX", "") + base
 
 
 def lab_vm(*args, check=True):
@@ -148,3 +154,17 @@ def reboot_routers(lab):
         state = lab.run(router, ["systemctl", "is-system-running", "--wait"], timeout=300).stdout.strip()
         assert state == "running", "%s: %s" % (router, state)
         no_failed_unit(lab, router)
+
+
+# Only reached when something is broken: what a test waits for that does not come within this long fails it.
+WAIT_LIMIT = 60
+
+
+def wait_for(what, check):
+    """Poll CHECK until it is true; fail the test, naming WHAT, when it is not within WAIT_LIMIT seconds."""
+    deadline = time.monotonic() + WAIT_LIMIT
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    pytest.fail("not within %d s: %s" % (WAIT_LIMIT, what), pytrace=False)

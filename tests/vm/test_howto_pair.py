@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, no_failed_unit, ping, playbook, reboot_routers,
-                           units_of_ours)
+from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
+                           reboot_routers, units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
-LAB = "pair"
+LAB = lab_name("pair")
 # the files and units of ours a router may hold; absent must leave none of them
 OURS = ["/etc/overlay-gre", "/etc/sysctl.d/90-overlay-gre.conf", "/usr/local/sbin/overlay-gre-keepalive"]
 
@@ -29,6 +29,9 @@ STATE = {}
 
 
 def test_before_converge_the_sites_do_not_reach_each_other(lab):
+    # each router's own firewall the Debian way: nftables.service with Debian's /etc/nftables.conf ("flush ruleset")
+    for router in ROUTERS:
+        lab.run(router, ["systemctl", "enable", "--now", "nftables.service"], check=True)
     assert ping(lab, "host_a", "10.10.1.1")
     assert not ping(lab, "host_a", "20.10.1.10")
     for router in ROUTERS:
@@ -69,6 +72,22 @@ def test_converge_joins_the_sites_through_the_tunnel(lab):
 
 def test_a_second_run_changes_nothing(lab):
     converged(playbook(lab), changed=False)
+
+
+def test_a_restart_of_the_routers_own_firewall_loses_nothing(lab):
+    """`systemctl restart nftables` flushes the whole ruleset, ours included; the guard puts our rules back."""
+    for router in ROUTERS:
+        lab.run(router, ["systemctl", "restart", "nftables.service"], check=True)
+    for router in ROUTERS:
+        wait_for("%s's rules are back after the firewall's restart" % router,
+                 lambda router=router: kernel_state(lab, router)["rules"] == STATE["converged"][router]["rules"])
+        no_failed_unit(lab, router)
+        # they were gone: the guard saw it and put them back
+        log = lab.run(router, ["journalctl", "-u", "overlay-gre-guard@tunnels.service", "-o", "cat", "--no-pager"],
+                      check=True).stdout
+        assert "were gone (a firewall reload?): putting them back" in log, log
+    assert ping(lab, "host_a", "20.10.1.10")
+    assert ping(lab, "host_b", "10.10.1.10")
 
 
 def test_a_real_reboot_brings_it_all_back_with_no_ansible_run(lab):

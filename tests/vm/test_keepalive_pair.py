@@ -10,20 +10,17 @@ The tests of this module run in order on one lab (each step builds on the one be
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, no_failed_unit, ping, playbook, reboot_routers,
-                           units_of_ours)
+from support.vmlab import (ROUTERS, boot_sites, converged, lab_name, no_failed_unit, ping, playbook, reboot_routers,
+                           units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
-LAB = "keepalive"
+LAB = lab_name("keepalive")
 KEEPALIVE = {"period": 1, "retries": 3}
 OTHER_LAN = {"router_a": "20.10.1.0/24", "router_b": "10.10.1.0/24"}
-# Only reached when something is broken (the senders act within period x retries, 3 s here).
-LIMIT = 60
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +40,6 @@ def senders(lab, router):
 
 def route_to_other_lan(lab, router):
     return lab.run(router, ["ip", "-4", "route", "show", OTHER_LAN[router]], check=True).stdout.strip()
-
-
-def wait_for(what, check):
-    deadline = time.monotonic() + LIMIT
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    pytest.fail("not within %d s: %s" % (LIMIT, what), pytrace=False)
 
 
 def sender_state(lab, router, unit):

@@ -16,11 +16,11 @@ import time
 import pytest
 
 import vm  # lab/vm.py
-from support.vmlab import ROOT, ansible_env, boot, lab_vm
+from support.vmlab import ROOT, ansible_env, boot, lab_name, lab_vm
 
 pytestmark = pytest.mark.vm
 
-LAB = "smoke"
+LAB = lab_name("smoke")
 ROUTERS = ("router_a", "router_b")
 # Only reached when something is broken: a router that is not back after this long is reported with its console.
 REBOOT_LIMIT = 300
