@@ -68,6 +68,7 @@ def say(text):
 
 
 def _run(argv, check=True, **kwargs):
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
     if check and proc.returncode != 0:
         raise LabError("`%s` failed: %s" % (shlex.join(argv), (proc.stderr or proc.stdout).strip()))
@@ -160,8 +161,10 @@ class Lab:
         return ["ip", "netns", "exec", machine["netns"]] + list(argv)
 
     def run(self, name, argv, check=False, input=None, timeout=None):
-        proc = subprocess.run(self.command(name, argv), input=input, capture_output=True, text=True, check=False,
-                              timeout=timeout)
+        # never the caller's stdin: ssh sets its stdin non-blocking and may leave it so (Ansible then refuses to run)
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+        proc = subprocess.run(self.command(name, argv), capture_output=True, text=True, check=False, timeout=timeout,
+                              **stdin)
         if check and proc.returncode != 0:
             raise LabError("on %s, `%s` failed (exit %d): %s" % (name, shlex.join(argv), proc.returncode,
                                                                  (proc.stderr or proc.stdout).strip()))
@@ -232,7 +235,8 @@ class Lab:
     @staticmethod
     def _cached(tool):
         """The path lab/kernel or lab/image prints: built the first time (their progress goes to stderr, shown)."""
-        proc = subprocess.run([os.path.join(HERE, tool), "--path"], stdout=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run([os.path.join(HERE, tool), "--path"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              text=True, check=False)
         if proc.returncode != 0:
             raise LabError("lab/%s failed (its messages are above)" % tool)
         return proc.stdout.strip()

@@ -29,7 +29,7 @@ def lab_name(base):
 
 
 def lab_vm(*args, check=True):
-    proc = subprocess.run([LAB_VM] + list(args), capture_output=True, text=True, check=False, cwd=ROOT)
+    proc = subprocess.run([LAB_VM] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT)
     if check and proc.returncode != 0:
         pytest.fail("lab/vm %s exited %d:\n%s%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr),
                     pytrace=False)
@@ -81,7 +81,7 @@ def playbook(lab, *args):
     argv = ["ansible-playbook"]
     for inventory in lab.inventories:
         argv += ["-i", inventory]
-    proc = subprocess.run(argv + [SITE] + list(args), capture_output=True, text=True, check=False, cwd=ROOT,
+    proc = subprocess.run(argv + [SITE] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT,
                           env=ansible_env())
     return proc
 
@@ -147,7 +147,7 @@ def reboot_routers(lab):
     for inventory in lab.inventories:
         argv += ["-i", inventory]
     proc = subprocess.run(argv + ["gre_routers", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=300"],
-                          capture_output=True, text=True, check=False, cwd=ROOT, env=ansible_env())
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT, env=ansible_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for router in ROUTERS:
         assert lab.run(router, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout != boot_ids[router]

@@ -93,12 +93,12 @@ def test_lab_vm_ssh_exits_with_the_commands_status(lab):
 def test_ansible_reaches_the_routers_over_ssh_with_the_written_inventory(lab):
     env = ansible_env()
     proc = subprocess.run(["ansible", "-i", lab.inventory, "router_a,router_b", "-m", "ansible.builtin.ping"],
-                          capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("SUCCESS") == 2, proc.stdout
     # over the real ssh connection, with the router's own Python
     proc = subprocess.run(["ansible", "-i", lab.inventory, "router_a", "-m", "ansible.builtin.setup", "-a",
-                           "filter=ansible_python"], capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+                           "filter=ansible_python"], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r'"executable": "/usr/bin/python3[.0-9]*"', proc.stdout), proc.stdout
 
