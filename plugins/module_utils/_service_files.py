@@ -100,9 +100,13 @@ def read_script(files, units):
     lines = ["if [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi"]
     for index, entry in enumerate(files):
         path = shlex.quote(entry["path"])
-        lines.append("if [ -f %s ] && [ ! -L %s ]; then printf 'file %d %%s %%s\\n' \"$(stat -c %%a %s)\" \"$(cksum < %s | tr ' ' :)\"; "
-                     "base64 < %s || exit 1; echo end; elif [ -e %s ] || [ -L %s ]; then echo 'other %d'; else echo 'none %d'; fi"
-                     % (path, path, index, path, path, path, path, path, index, index))
+        # One read of the content, its sum taken from what was read: a file that another run (on a router sharing the
+        # filesystem) removes meanwhile reads as missing, never as a failed read.
+        lines.append("if [ -f %s ] && [ ! -L %s ] && m=$(stat -c %%a %s 2>/dev/null) && c=$(base64 < %s 2>/dev/null); then "
+                     "printf 'file %d %%s %%s\\n' \"$m\" \"$(printf '%%s\\n' \"$c\" | base64 -d | cksum | tr ' ' :)\"; "
+                     "printf '%%s\\n' \"$c\"; echo end; "
+                     "elif [ -e %s ] || [ -L %s ]; then echo 'other %d'; else echo 'none %d'; fi"
+                     % (path, path, path, path, index, path, path, index, index))
     for index, unit in enumerate(units):
         name = shlex.quote(unit["name"])
         lines.append("if [ -d /run/systemd/system ]; then printf 'unit %d %%s|%%s\\n' \"$(systemctl is-enabled %s 2>/dev/null)\" "
