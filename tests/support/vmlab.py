@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -58,22 +59,30 @@ def boot(name, topology, inventory):
 
 # ---- the how-to's sites on real routers (playbooks/site.yml) ----
 
-def boot_sites(name, inventory, group_vars=None):
-    """Boot lab NAME of the how-to's topology, for playbooks/site.yml on its routers; yields the vm.Lab, then downs it.
+def boot_sites(name, inventory, group_vars=None, topology="lab/topologies/howto.yml",
+               sites="inventories/example/host_vars", routers=ROUTERS):
+    """Boot lab NAME of TOPOLOGY (default: the how-to's), for playbooks/site.yml on its ROUTERS; yields the vm.Lab,
+    then downs it.
 
-    INVENTORY (a pathlib.Path, empty) gets the how-to's sites as a user writes them (inventories/example's
-    host_vars, GROUP_VARS for gre_routers) and, given after it, the lab's inventory, which says how to reach each
-    router (lab/vm's ssh_config through the lab's namespace)."""
+    INVENTORY (a pathlib.Path, empty) gets the sites as a user writes them (a copy of the host_vars folder SITES, or
+    none, which a test may edit as a user edits an inventory: INVENTORY/sites/host_vars/NAME.yml; GROUP_VARS for
+    gre_routers) and, given after it, the lab's inventory, which says how to reach each router (lab/vm's ssh_config
+    through the lab's namespace)."""
     (inventory / "sites").mkdir()
     (inventory / "sites" / "hosts.yml").write_text(
-        "---\ngre_routers:\n  hosts:\n    router_a:\n    router_b:\n", encoding="utf-8")
-    (inventory / "sites" / "host_vars").symlink_to(os.path.join(ROOT, "inventories", "example", "host_vars"))
+        "---\ngre_routers:\n  hosts:\n" + "".join("    %s:\n" % router for router in routers), encoding="utf-8")
+    if sites:
+        shutil.copytree(os.path.join(ROOT, sites), inventory / "sites" / "host_vars")
+    else:
+        (inventory / "sites" / "host_vars").mkdir()
     if group_vars:
         (inventory / "sites" / "group_vars").mkdir()
         (inventory / "sites" / "group_vars" / "gre_routers.yml").write_text(
             "---\n" + json.dumps(group_vars) + "\n", encoding="utf-8")
-    for found in boot(name, "lab/topologies/howto.yml", str(inventory / "lab")):
+    for found in boot(name, topology, str(inventory / "lab")):
         found.inventories = [str(inventory / "sites"), str(inventory / "lab" / "hosts.yml")]
+        found.routers = tuple(routers)
+        found.host_vars = inventory / "sites" / "host_vars"
         yield found
 
 
@@ -95,14 +104,16 @@ def recap(proc):
 
 
 def converged(proc, changed):
+    """The run passed on every router of the play, each reporting changes (CHANGED true) or none."""
     counts = recap(proc)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    for router in ROUTERS:
-        assert counts[router]["failed"] == 0 and counts[router]["unreachable"] == 0, counts
+    assert counts, proc.stdout[-3000:]
+    for router, count in counts.items():
+        assert count["failed"] == 0 and count["unreachable"] == 0, counts
         if changed:
-            assert counts[router]["changed"] > 0, counts
+            assert count["changed"] > 0, counts
         else:
-            assert counts[router]["changed"] == 0, proc.stdout[-6000:]
+            assert count["changed"] == 0, proc.stdout[-6000:]
 
 
 def ping(lab, source, target):
@@ -111,7 +122,7 @@ def ping(lab, source, target):
 
 def kernel_state(lab, router):
     """What the router's kernel reports of everything the role manages: links (kind, GRE settings, MTU, state),
-    IPv4 addresses, routes of the main table, forwarding, and the firewall's rules (no counters)."""
+    IPv4 addresses, routes of the main table, forwarding, and the firewall's rules (no counters, no empty table)."""
     links = []
     for link in json.loads(lab.run(router, ["ip", "-d", "-j", "link", "show"], check=True).stdout):
         info = link.get("linkinfo", {})
@@ -121,9 +132,14 @@ def kernel_state(lab, router):
     addresses = sorted(" ".join(line.split()[1:4]) for line in addresses if line.strip())
     routes = sorted(lab.run(router, ["ip", "-4", "route", "show", "table", "main"], check=True).stdout.splitlines())
     forwarding = lab.run(router, ["sysctl", "-n", "net.ipv4.ip_forward"], check=True).stdout.strip()
-    rules = [line for line in lab.run(router, ["iptables-save"], check=True).stdout.splitlines()
-             if line.startswith(("-A", "*", ":"))]
-    rules = [re.sub(r" \[\d+:\d+\]$", "", line) for line in rules]
+    # the rules and the chains of our own or with a policy other than the default, each after its table's name: a
+    # table that a run loaded and left empty (every built-in chain ACCEPT, no rule) is the same firewall as none
+    rules, table = [], None
+    for line in lab.run(router, ["iptables-save"], check=True).stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A") or (line.startswith(":") and not re.match(r":[A-Z]+ ACCEPT ", line)):
+            rules.append("%s %s" % (table, re.sub(r" \[\d+:\d+\]$", "", line)))
     return {"links": sorted(links, key=lambda l: l["name"]), "addresses": addresses, "routes": routes,
             "forwarding": forwarding, "rules": rules}
 
@@ -140,16 +156,16 @@ def no_failed_unit(lab, router):
 
 
 def reboot_routers(lab):
-    """ansible.builtin.reboot of both routers (systemctl reboot, then it waits for SSH); each comes back a new boot,
+    """ansible.builtin.reboot of the lab's routers (systemctl reboot, then it waits for SSH); each comes back a new boot,
     with systemd running and no failed unit."""
-    boot_ids = {r: lab.run(r, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout for r in ROUTERS}
+    boot_ids = {r: lab.run(r, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout for r in lab.routers}
     argv = ["ansible"]
     for inventory in lab.inventories:
         argv += ["-i", inventory]
     proc = subprocess.run(argv + ["gre_routers", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=300"],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT, env=ansible_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for router in ROUTERS:
+    for router in lab.routers:
         assert lab.run(router, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout != boot_ids[router]
         state = lab.run(router, ["systemctl", "is-system-running", "--wait"], timeout=300).stdout.strip()
         assert state == "running", "%s: %s" % (router, state)

@@ -1,0 +1,103 @@
+# Copyright (c) 2026, overlay.gre contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A hub with three spokes on real routers (lab/topologies/hub.yml, the sites of inventories/hub): every LAN host
+reaches every other one, spoke to spoke through the hub (gre_router_transit); a spoke removed from the inventory
+leaves every other tunnel as it was; a real reboot brings it all back; absent leaves each router as before.
+
+The tests of this module run in order on one lab (each step builds on the one before), as a user's session would.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from support.vmlab import boot_sites, converged, kernel_state, lab_name, no_failed_unit, playbook, reboot_routers, units_of_ours
+from support.vmsites import Sites, every_pair_reaches, snapshot, without
+
+pytestmark = pytest.mark.vm
+
+LAB = lab_name("hub")
+TOPOLOGY = "lab/topologies/hub.yml"
+SITES = Sites(TOPOLOGY)
+ROUTERS = ("hub", "spoke2", "spoke3", "spoke4")
+# as inventories/hub/hosts.yml says for its gre_routers
+GROUP_VARS = {"gre_router_tunnel_pool": "10.255.0.0/24", "gre_router_key": "auto"}
+STATE = {}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), GROUP_VARS, topology=TOPOLOGY,
+                          sites="inventories/hub/host_vars", routers=ROUTERS)
+
+
+def edit_host_vars(lab, host, **settings):
+    """Change HOST's host_vars in the test's inventory, as a user edits the file."""
+    path = lab.host_vars / ("%s.yml" % host)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.update(settings)
+    path.write_text("---\n" + yaml.safe_dump(data), encoding="utf-8")
+
+
+def test_converge_joins_every_site_spoke_to_spoke_through_the_hub(lab):
+    STATE["before"] = {router: kernel_state(lab, router) for router in ROUTERS}
+    # nothing routes one site to another yet
+    assert len(every_pair_reaches(lab, SITES, hub="hub", only=("host1", "host2"))) == 2
+    converged(playbook(lab), changed=True)
+    assert every_pair_reaches(lab, SITES, hub="hub") == []
+    for router in ROUTERS:
+        no_failed_unit(lab, router)
+        for unit in ("overlay-gre@tunnels.service", "overlay-gre-guard@tunnels.service"):
+            active = lab.run(router, ["systemctl", "is-active", unit]).stdout.strip()
+            assert active == "active", "%s: %s is %s" % (router, unit, active)
+
+
+def test_a_second_run_changes_nothing(lab):
+    converged(playbook(lab), changed=False)
+    STATE["converged"] = snapshot(lab, ROUTERS)
+
+
+def test_a_spoke_removed_leaves_every_other_tunnel_as_it_was(lab):
+    edit_host_vars(lab, "spoke4", gre_router_state="absent")
+    edit_host_vars(lab, "hub", gre_router_peers=["spoke2", "spoke3"])
+    proc = playbook(lab)
+    converged(proc, changed=True)
+    after = snapshot(lab, ROUTERS)
+    assert after["spoke4"]["links"] == {}, after["spoke4"]["links"]
+    assert sorted(after["hub"]["links"]) == ["gre-spoke2", "gre-spoke3"]
+    # the other tunnels are the same ones (ifindex included), with the same addresses, routes and rules, but for
+    # the routes and rules that named spoke4's LAN
+    gone = {"routers": ("spoke4",), "tunnels": ("gre-spoke4",), "lans": (SITES.lan("spoke4"),)}
+    assert without(after, **gone) == without(STATE["converged"], **gone)
+    assert every_pair_reaches(lab, SITES, hub="hub", only=("host1", "host2", "host3")) == []
+    assert units_of_ours(lab, "spoke4") == {}
+
+
+def test_the_spoke_added_back_changes_no_other_tunnel(lab):
+    edit_host_vars(lab, "spoke4", gre_router_state="present")
+    edit_host_vars(lab, "hub", gre_router_peers=["spoke2", "spoke3", "spoke4"])
+    converged(playbook(lab), changed=True)
+    back = snapshot(lab, ROUTERS)
+    kept = {"routers": ("spoke4",), "tunnels": ("gre-spoke4",), "rules_as_set": True}
+    assert without(back, **kept) == without(STATE["converged"], **kept)
+    assert every_pair_reaches(lab, SITES, hub="hub") == []
+
+
+def test_a_real_reboot_brings_it_all_back_with_no_ansible_run(lab):
+    STATE["converged"] = {router: kernel_state(lab, router) for router in ROUTERS}
+    reboot_routers(lab)
+    for router in ROUTERS:
+        assert kernel_state(lab, router) == STATE["converged"][router], router
+    assert every_pair_reaches(lab, SITES, hub="hub") == []
+    converged(playbook(lab), changed=False)
+
+
+def test_absent_leaves_each_router_as_before_converge(lab):
+    converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
+    for router in ROUTERS:
+        no_failed_unit(lab, router)
+        assert units_of_ours(lab, router) == {}
+        assert lab.run(router, ["test", "-e", "/etc/overlay-gre"]).returncode != 0, router
+        assert kernel_state(lab, router) == STATE["before"][router], router
+    assert len(every_pair_reaches(lab, SITES, hub="hub", only=("host1", "host2"))) == 2
