@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Action overlay.gre.service_files: files and systemd units through at most two shell runs, no Python on the target."""
+"""Action overlay.gre.service_files: files and systemd units through at most two shell runs, no Python on the target.
+
+Each run's script, the files' contents included, reaches the target on stdin, never in a command line."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.overlay.gre.plugins.module_utils._service_files import (
     ARGUMENT_SPEC, ServiceFilesError, diff, done_lines, is_changed, parse_read, plan, read_script, step_labels, summary, validate,
     write_script)
+
+
+# the command the target runs: its /bin/sh reads the whole script from stdin, then runs it with stdin closed
+# (eval as a command of its own, not in an && list, where the script's `set -e` would not apply)
+READ_THEN_RUN = "/bin/sh -c %s" % shlex.quote('script=$(cat) || exit 1; exec < /dev/null; eval "$script"')
 
 
 class ActionModule(ActionBase):
@@ -53,5 +60,13 @@ class ActionModule(ActionBase):
         return result
 
     def _shell_run(self, script):
-        # one argument to sh: Ansible appends its own words (" && sleep 0") to the command line
-        return self._low_level_execute_command("/bin/sh -c %s" % shlex.quote(script))
+        """Run SCRIPT with the target's /bin/sh; the script travels on the connection's stdin, never in a command line
+        (one argument over 128 KiB is refused by Linux with E2BIG, and a command line shows in ps and sudo's log).
+        The shell reads all of it before it runs any of it, so no command of the script can read the rest."""
+        connection = self._connection
+        if not connection.has_pipelining or (connection.become and not connection.become.pipelining):
+            raise ServiceFilesError("the connection %s%s cannot pass data to a command's stdin, which this action needs "
+                                    "(ssh, local and most connections can): use one of those"
+                                    % (connection.transport, " with become method %s" % connection.become.name
+                                       if connection.become else ""))
+        return self._low_level_execute_command(READ_THEN_RUN, in_data=script.encode("utf-8"))

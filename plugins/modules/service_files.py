@@ -18,6 +18,9 @@ description:
     no Python, only C(sh), C(stat), C(base64), C(mkdir), C(chmod), C(mv) (coreutils or BusyBox) and, for O(units),
     C(systemctl). The roles of this collection use it for their boot scripts, units and the keepalive sender, so that
     an unchanged run costs one shell run instead of a Python module run per file.
+  - Each shell run's script, the files' contents included, reaches the target on the connection's stdin, never in a
+    command line, so files of any size can be written (one argument over 128 KiB would fail with E2BIG) and no
+    content shows in C(ps) or in C(sudo)'s log. The connection must pass stdin to the command (ssh and local do).
   - Files are replaced atomically (written beside, then renamed) and owned by the user the task runs as
     (use C(become) for root). A path that exists but is not a regular file is refused.
   - Where systemd does not run (a container, the collection's lab), O(units) is left alone and RV(systemd) says so.

@@ -97,6 +97,8 @@ def test_tens_of_thousands_of_routes_in_several_tables(netns_factory):
 
 def test_fifteen_character_names_with_dots_and_dashes(netns_factory):
     netns = netns_factory("names")
+    # no IPv6 on the links: the kernel adds their fe80::/64 routes on its own time, which could fall between the two reads
+    sh(netns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
     sh(netns, "ip link add up.0-dash.x1234 type veth peer name a-b.c_d.e-f.123 && "
               "ip link set a-b.c_d.e-f.123 up && ip link set up.0-dash.x1234 up && ip addr add 10.4.0.1/24 dev up.0-dash.x1234 && "
               "ip route add 10.5.0.0/24 dev up.0-dash.x1234")

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
-from support.lab import run_module
+from support.lab import run_module, run_playbook
 
 
 def files_arg(tmp_path, script="#!/bin/sh\necho one\n"):
@@ -74,3 +75,21 @@ def test_bad_input_is_refused_before_anything_is_written(netns, tmp_path):
     refused = run_module(netns, "overlay.gre.service_files", files_arg(tmp_path))
     assert refused["failed"] is True and "is there but is not a regular file" in refused["msg"]
     assert not (tmp_path / "etc" / "ogre").exists()
+
+
+def test_a_file_larger_than_a_command_line_is_written_and_read_back(netns, tmp_path):
+    """Linux refuses one argument over 128 KiB (E2BIG): the contents travel on the connection's stdin, so a large
+    hub's boot data of several hundred kilobytes is written, and compared on the next run, like a small file."""
+    big = tmp_path / "etc" / "big.sh"
+    content = "".join("# line %06d of a boot script larger than one command line may be\n" % n for n in range(6000))
+    assert len(content) > 3 * 128 * 1024
+    playbook = tmp_path / "big.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "all", "gather_facts": False, "vars": {"ansible_connection": "overlay.gre.netns"},
+        "tasks": [{"name": "write", "overlay.gre.service_files": {"files": [{"path": str(big), "content": content}]}},
+                  {"name": "again", "overlay.gre.service_files": {"files": [{"path": str(big), "content": content}]}}],
+    }]), encoding="utf-8")
+    run = run_playbook(str(playbook), "%s," % netns)
+    assert run.returncode == 0, run.output[-3000:]
+    assert [r["result"].get("changed") for r in run.results] == [True, False], run.output[-3000:]
+    assert big.read_text() == content
