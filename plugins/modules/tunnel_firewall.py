@@ -220,13 +220,21 @@ replay_check:
 replay:
   description:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
-      machine that has just booted, after its own firewall is loaded, and with O(reflect_keepalives) set the tunnel's two
-      settings (after the tunnel exists). Running them again changes nothing.
+      machine that has just booted, after its own firewall is loaded. Running them again changes nothing. They need no
+      tunnel to exist, so a boot runs them before it makes the tunnels, and no GRE leaves unguarded.
     - The role M(overlay.gre.gre_router) writes them into the router's boot script.
   returned: always
   type: list
   elements: str
   sample: ["iptables-nft -w -t filter -N OGRE-IN-gre-router_b 2>/dev/null || iptables-nft -w -t filter -F OGRE-IN-gre-router_b"]
+replay_settings:
+  description:
+    - With O(reflect_keepalives), shell commands that set the tunnel's two settings again on a machine that has just
+      booted, once the tunnel exists (RV(replay) runs before it is made). Empty without O(reflect_keepalives).
+  returned: always
+  type: list
+  elements: str
+  sample: ["echo 1 > /proc/sys/net/ipv4/conf/gre-router_b/accept_local"]
 sysctls:
   description:
     - The tunnel's settings that O(reflect_keepalives) owns, as they are after the run (or would be in check mode),
@@ -300,7 +308,8 @@ def main():
         except (FirewallInputError, IptablesError) as exc:
             module.fail_json(msg=str(exc))
     output = dict(changed=changed, added=result.added, removed=result.removed, backend=iptables.backend,
-                  sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name) + reflection.replay_lines(),
+                  sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name),
+                  replay_settings=reflection.replay_lines(),
                   replay_check=result.check_lines(iptables.command_name))
     if module._diff:
         diff = result.diff()

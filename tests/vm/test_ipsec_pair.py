@@ -15,14 +15,25 @@ import time
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, lab_name, no_failed_unit, ping, playbook, reboot_routers,
-                           wait_for)
+from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, recap,
+                           reboot_routers, wait_for)
+from support.vmlab import playbook as run_playbook
 
 pytestmark = pytest.mark.vm
 
 LAB = lab_name("ipsec")
 PSK = "lab-only-psk-3f9d0c2a7e51"
 PACKAGES = ("charon-systemd", "strongswan-swanctl", "libstrongswan-standard-plugins")
+
+
+# every run's output, searched for the key at the end
+OUTPUTS = []
+
+
+def playbook(lab, *args):
+    proc = run_playbook(lab, *args)
+    OUTPUTS.append(proc.stdout + proc.stderr)
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +121,47 @@ def test_a_second_run_changes_nothing(lab):
     converged(playbook(lab), changed=False)
 
 
+def xfrm(lab, router):
+    return {part: lab.run(router, ["ip", "xfrm", part], check=True).stdout for part in ("state", "policy")}
+
+
+def test_different_keys_stop_the_run_before_any_change(lab):
+    before = {router: (kernel_state(lab, router), xfrm(lab, router)) for router in ROUTERS}
+    other = "another-lab-psk-91c4e07d2b5f"
+    host_vars = lab.host_vars / "router_b.yml"
+    kept = host_vars.read_text(encoding="utf-8")
+    host_vars.write_text(kept + "gre_router_ipsec_psk: %s\n" % other, encoding="utf-8")
+    try:
+        proc = playbook(lab)
+    finally:
+        host_vars.write_text(kept, encoding="utf-8")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "router_a: gre_router_ipsec_psk differs between router_a and router_b" in said, said[-4000:]
+    assert "router_b: gre_router_ipsec_psk differs between router_b and router_a" in said, said[-4000:]
+    for router in ROUTERS:
+        assert recap(proc)[router]["changed"] == 0 and recap(proc)[router]["failed"] == 1, recap(proc)
+        assert (kernel_state(lab, router), xfrm(lab, router)) == before[router], router
+    assert other not in said and PSK not in said
+
+
+def test_with_strongswan_stopped_no_gre_leaves_in_clear(lab):
+    """strongSwan stopped on router_b takes its SAs and policies away: our rules drop the GRE that IPsec no longer
+    protects (nothing crosses in clear), and traffic comes back by itself once it runs again."""
+    with Capture(lab, "router_a", "bond0") as at_a, Capture(lab, "router_b", "bond0") as at_b:
+        lab.run("router_b", ["systemctl", "stop", "strongswan.service"], check=True)
+        policies = [line for line in xfrm(lab, "router_b")["policy"].splitlines() if "proto gre" in line]
+        assert policies == [], policies
+        assert not ping(lab, "host_a", "20.10.1.10")
+        assert not ping(lab, "host_b", "10.10.1.10")
+    assert at_a.gre_in_clear == [] and at_b.gre_in_clear == [], at_a.gre_in_clear + at_b.gre_in_clear
+    lab.run("router_b", ["systemctl", "start", "strongswan.service"], check=True)
+    wait_for("traffic comes back once strongSwan runs again on router_b",
+             lambda: ping(lab, "host_a", "20.10.1.10") and ping(lab, "host_b", "10.10.1.10"))
+    assert min(sas(lab, "router_b")) >= 1
+    converged(playbook(lab), changed=False)
+
+
 def test_after_a_real_reboot_the_sas_come_back_and_no_gre_leaves_in_clear(lab):
     with Capture(lab, "router_a", "bond0") as capture:
         reboot_routers(lab)
@@ -120,6 +172,29 @@ def test_after_a_real_reboot_the_sas_come_back_and_no_gre_leaves_in_clear(lab):
     assert capture.esp, capture.lines
     assert capture.gre_in_clear == [], capture.gre_in_clear
     converged(playbook(lab), changed=False)
+
+
+def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
+    converged(playbook(lab, "-e", "gre_router_ipsec=false"), changed=True)
+    for router in ROUTERS:
+        assert sas(lab, router) == (0, 0)
+        state = xfrm(lab, router)
+        assert "proto esp" not in state["state"] and "proto gre" not in state["policy"], state
+        left = lab.run(router, ["sh", "-c", "ls /etc/swanctl/conf.d/ | grep overlay-gre || true"], check=True).stdout
+        assert left.strip() == "", left
+        rules = kernel_state(lab, router)["rules"]
+        assert not any("policy" in rule or "-p esp" in rule for rule in rules), rules
+    with Capture(lab, "router_b", "bond0") as capture:
+        assert ping(lab, "host_a", "20.10.1.10")
+        assert ping(lab, "host_b", "10.10.1.10")
+    assert capture.gre_in_clear and not capture.esp, capture.lines
+    # and back: IPsec on again, ESP only on the wire
+    converged(playbook(lab), changed=True)
+    for router in ROUTERS:
+        wait_for("%s has its SAs again" % router, lambda router=router: min(sas(lab, router)) >= 1)
+    with Capture(lab, "router_b", "bond0") as capture:
+        assert ping(lab, "host_a", "20.10.1.10")
+    assert capture.esp and capture.gre_in_clear == [], capture.lines
 
 
 def test_absent_removes_the_ipsec(lab):
@@ -133,3 +208,11 @@ def test_absent_removes_the_ipsec(lab):
         left = lab.run(router, ["sh", "-c", "ls /etc/swanctl/conf.d/ | grep overlay-gre || true"], check=True).stdout
         assert left.strip() == "", left
         no_failed_unit(lab, router)
+
+
+def test_no_output_and_no_log_holds_the_key(lab):
+    assert OUTPUTS and not [out for out in OUTPUTS if PSK in out]
+    for router in ROUTERS:
+        # the journal of every boot, the role's runs and strongSwan's logs included
+        journal = lab.run(router, ["journalctl", "--no-pager", "-o", "cat"], check=True).stdout
+        assert journal and PSK not in journal, router

@@ -1,8 +1,10 @@
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GRE keepalives on the how-to's pair of real routers: the senders run under systemd on Debian's own Python, own
-the routes between the sites, withdraw them while the underlay is cut and bring them back, come back after a reboot;
-a sender that cannot run fails the run with its reason; removal leaves nothing of them.
+"""GRE keepalives on the how-to's pair of real routers with a backup path between them (lab/topologies/keepalive.yml:
+eth2, and routes to the other site through it with metric 100): the senders run under systemd on Debian's own
+Python, own the routes through the tunnel, withdraw them while the underlay is cut (the traffic takes the backup path)
+and bring them back, come back after a reboot; a sender that cannot run fails the run with its reason; keepalives on
+one end only (the other reflects), then off; removal leaves each router as before converge, backup routes included.
 
 The tests of this module run in order on one lab (each step builds on the one before).
 """
@@ -13,19 +15,22 @@ import json
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, lab_name, no_failed_unit, ping, playbook, reboot_routers,
-                           units_of_ours, wait_for)
+from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
+                           reboot_routers, recap, units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
 LAB = lab_name("keepalive")
 KEEPALIVE = {"period": 1, "retries": 3}
 OTHER_LAN = {"router_a": "20.10.1.0/24", "router_b": "10.10.1.0/24"}
+OTHER_HOST = {"router_a": "20.10.1.10", "router_b": "10.10.1.10"}
+STATE = {}
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), {"gre_router_keepalive": KEEPALIVE})
+    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), {"gre_router_keepalive": KEEPALIVE},
+                          topology="lab/topologies/keepalive.yml")
 
 
 def senders(lab, router):
@@ -39,7 +44,15 @@ def senders(lab, router):
 
 
 def route_to_other_lan(lab, router):
-    return lab.run(router, ["ip", "-4", "route", "show", OTHER_LAN[router]], check=True).stdout.strip()
+    """The router's route to the other site's LAN through the tunnel (empty: none; the backup route is not it)."""
+    out = lab.run(router, ["ip", "-4", "route", "show", OTHER_LAN[router]], check=True).stdout
+    return "\n".join(line for line in out.splitlines() if " dev gre" in line)
+
+
+def way_to_other_host(lab, router):
+    """The interface the router sends the other site's host out of, as its kernel decides now."""
+    out = lab.run(router, ["ip", "-j", "route", "get", OTHER_HOST[router]], check=True).stdout
+    return json.loads(out)[0]["dev"]
 
 
 def sender_state(lab, router, unit):
@@ -48,6 +61,7 @@ def sender_state(lab, router, unit):
 
 
 def test_converge_runs_a_sender_per_router_under_systemd_on_debians_python(lab):
+    STATE["before"] = {router: kernel_state(lab, router) for router in ROUTERS}
     converged(playbook(lab), changed=True)
     for router in ROUTERS:
         units = senders(lab, router)
@@ -58,7 +72,8 @@ def test_converge_runs_a_sender_per_router_under_systemd_on_debians_python(lab):
             assert exe.startswith("/usr/bin/python3"), exe
             assert sender_state(lab, router, unit)["state"] == "up"
         no_failed_unit(lab, router)
-        assert " dev " in route_to_other_lan(lab, router)
+        assert route_to_other_lan(lab, router) != ""
+        assert way_to_other_host(lab, router).startswith("gre-")
     # the sites reach each other's networks, not only the tunnel's addresses
     assert ping(lab, "host_a", "20.10.1.10")
     assert ping(lab, "host_b", "10.10.1.10")
@@ -75,12 +90,16 @@ def test_a_cut_underlay_withdraws_the_routes_and_mending_it_brings_them_back(lab
             wait_for("%s withdraws its route to %s" % (router, OTHER_LAN[router]),
                      lambda router=router: route_to_other_lan(lab, router) == "")
             assert [sender_state(lab, router, unit)["state"] for unit in senders(lab, router)] == ["down"]
-        assert not ping(lab, "host_a", "20.10.1.10")
+            # the backup path carries the traffic meanwhile
+            assert way_to_other_host(lab, router) == "eth2"
+        assert ping(lab, "host_a", "20.10.1.10")
+        assert ping(lab, "host_b", "10.10.1.10")
     finally:
         lab.set_wire("router_b", "bond0", "up")
     for router in ROUTERS:
         wait_for("%s puts its route to %s back" % (router, OTHER_LAN[router]),
                  lambda router=router: route_to_other_lan(lab, router) != "")
+        assert way_to_other_host(lab, router).startswith("gre-")
     assert ping(lab, "host_a", "20.10.1.10")
     # the sender kept the routes; a run finds nothing to do
     converged(playbook(lab), changed=False)
@@ -124,6 +143,47 @@ def test_a_sender_that_cannot_run_fails_the_run_and_ends_failed(lab):
     assert ping(lab, "host_a", "20.10.1.10")
 
 
+def test_keepalives_on_one_end_the_other_reflects(lab):
+    host_vars = lab.host_vars / "router_b.yml"
+    kept = host_vars.read_text(encoding="utf-8")
+    host_vars.write_text(kept + "gre_router_keepalive: null\n", encoding="utf-8")
+    try:
+        proc = playbook(lab)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        # router_b stops its sender; router_a has nothing to change
+        assert (recap(proc)["router_a"]["changed"], recap(proc)["router_b"]["changed"] > 0) == (0, True), recap(proc)
+        assert senders(lab, "router_b") == {}
+        # router_b reflects router_a's keepalives: router_a sees the tunnel up and keeps its route
+        for unit in senders(lab, "router_a"):
+            wait_for("router_a's sender says up", lambda unit=unit: sender_state(lab, "router_a", unit)["state"] == "up")
+        assert route_to_other_lan(lab, "router_a") != "" and route_to_other_lan(lab, "router_b") != ""
+        assert ping(lab, "host_a", "20.10.1.10")
+        converged(playbook(lab), changed=False)
+    finally:
+        host_vars.write_text(kept, encoding="utf-8")
+
+
+def test_keepalives_off_leaves_static_routes_through_the_tunnel(lab):
+    proc = playbook(lab, "-e", '{"gre_router_keepalive": null}')
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    # router_a stops its sender (router_b has had none since the test before)
+    assert recap(proc)["router_a"]["changed"] > 0, recap(proc)
+    for router in ROUTERS:
+        assert senders(lab, router) == {}
+        left = lab.run(router, ["sh", "-c", "ls /etc/overlay-gre /run/overlay-gre | grep keepalive || true"], check=True).stdout
+        assert left.strip() == "", "%s keeps %s" % (router, left)
+        assert route_to_other_lan(lab, router) != ""
+        assert way_to_other_host(lab, router).startswith("gre-")
+        no_failed_unit(lab, router)
+    assert ping(lab, "host_a", "20.10.1.10")
+    converged(playbook(lab, "-e", '{"gre_router_keepalive": null}'), changed=False)
+    # and on again, for the removal below
+    converged(playbook(lab), changed=True)
+    for router in ROUTERS:
+        wait_for("%s has its sender running again" % router,
+                 lambda router=router: [p["ActiveState"] for p in senders(lab, router).values()] == ["active"])
+
+
 def test_absent_leaves_no_sender(lab):
     converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
     for router in ROUTERS:
@@ -134,3 +194,5 @@ def test_absent_leaves_no_sender(lab):
         # in /run/overlay-gre only the router's lock stays (the modules' own, gone at the next boot): no sender state
         left = lab.run(router, ["ls", "-A", "/run/overlay-gre"]).stdout.split()
         assert [name for name in left if not name.endswith(".lock")] == [], left
+        # each router as before converge: the backup route to the other site, a route of the router's own, is kept
+        assert kernel_state(lab, router) == STATE["before"][router], router
