@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 
 from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
 
@@ -46,6 +47,10 @@ DEFAULTS = {
 }
 
 KEEPALIVE_DEFAULTS = {"period": 10, "retries": 3}
+
+
+# what a peer's name may hold: it is written into the router's boot script (a comment), its tunnel's and units' names
+SAFE_NAME = re.compile(r"\A[A-Za-z0-9._:-]{1,253}\Z")
 
 
 def _truthy(value):
@@ -231,6 +236,11 @@ def _entries(side, hostvars, errors):
             err(PREFIX + "peers", "has %r: each entry is an inventory name, or a mapping with at least name" % (item,))
             continue
         label = "%speers[%s]" % (PREFIX, name)
+        if not SAFE_NAME.match(name):
+            err(PREFIX + "peers", "has the name %r, which holds characters other than letters, digits, '.', '_', '-' and "
+                "':' (or is over 253 characters): a peer's name goes into the router's boot files and unit names; use a "
+                "label such as cisco-branch-7" % (name,))
+            continue
         if name == side.name:
             err(label, "names this router itself; list the other routers")
             continue

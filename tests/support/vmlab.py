@@ -155,6 +155,17 @@ def no_failed_unit(lab, router):
     assert failed == "", "%s: %s" % (router, failed)
 
 
+def nothing_of_ours_left(lab, router):
+    """No unit, file or sender state of ours on ROUTER (in /run/overlay-gre only the router's lock stays: the modules'
+    own, gone at the next boot), and no unit failed."""
+    no_failed_unit(lab, router)
+    assert units_of_ours(lab, router) == {}
+    for path in ("/etc/overlay-gre", "/usr/local/sbin/overlay-gre-keepalive"):
+        assert lab.run(router, ["test", "-e", path]).returncode != 0, "%s keeps %s" % (router, path)
+    left = lab.run(router, ["ls", "-A", "/run/overlay-gre"]).stdout.split()
+    assert [name for name in left if not name.endswith(".lock")] == [], (router, left)
+
+
 def reboot_routers(lab):
     """ansible.builtin.reboot of the lab's routers (systemctl reboot, then it waits for SSH); each comes back a new boot,
     with systemd running and no failed unit."""

@@ -12,7 +12,18 @@ import re
 
 import yaml
 
-from support.vmlab import ROOT
+from support.vmlab import ROOT, boot_sites
+
+# what inventories/hub and inventories/mesh give all their routers (their hosts.yml, group gre_routers)
+GROUP_VARS = {"gre_router_tunnel_pool": "10.255.0.0/24", "gre_router_key": "auto"}
+
+
+def boot_inventory(name, inventory, topology, example):
+    """Boot lab NAME of TOPOLOGY for the sites of inventories/EXAMPLE (its host_vars and group vars); yields the
+    vm.Lab, then downs it."""
+    routers = tuple(sorted(Sites(topology).routers))
+    yield from boot_sites(name, inventory, GROUP_VARS, topology=topology,
+                          sites="inventories/%s/host_vars" % example, routers=routers)
 
 
 class Sites:

@@ -115,6 +115,24 @@ def test_a_peer_outside_the_inventory():
     assert pair["tunnel"]["routes"] == [{"dest": "192.168.50.0/24"}]
 
 
+def test_a_peer_name_that_could_break_the_boot_files_is_refused():
+    """A peer's name is written into the router's boot script (as a comment), and its tunnel's and units' names: a
+    newline in it would make the rest of the name a command that root runs at every boot."""
+    for name in ("x\ntouch /tmp/pwned", "branch 7", "a;b", "$(id)", "x" * 254):
+        evil = {"name": name, "underlay_ip": "198.51.100.7", "lan_cidrs": ["192.168.50.0/24"],
+                "tunnel_cidr": "192.168.200.0/30"}
+        hv = {"r1": site(1, ["r2", evil]), "r2": site(2, ["r1"])}
+        result = plan("r1", hv["r1"], hv)
+        assert result["pairs"] == []
+        assert len(result["errors"]) == 1, result["errors"]
+        assert result["errors"][0].startswith("r1: gre_router_peers has the name %r, which holds characters" % name)
+    for name in ("cisco-branch-7", "branch_7.example.net", "2001:db8::7", "10.0.0.7"):
+        good = {"name": name, "underlay_ip": "198.51.100.7", "lan_cidrs": ["192.168.50.0/24"],
+                "tunnel_cidr": "192.168.200.0/30"}
+        hv = {"r1": site(1, [good]), "r2": site(2, [])}
+        assert plan("r1", hv["r1"], hv)["errors"] == []
+
+
 def test_an_outside_peer_with_addresses_written_out_and_one_from_the_pool():
     mikrotik = {"name": "mt", "underlay_ip": "198.51.100.8", "lan_cidrs": ["192.168.60.0/24"],
                 "tunnel_address": "192.168.201.1", "peer_tunnel_address": "192.168.201.2"}

@@ -13,9 +13,9 @@ import json
 
 import pytest
 
-from support.vmlab import (boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
-                           units_of_ours, wait_for)
-from support.vmsites import Sites, every_pair_reaches
+from support.vmlab import (converged, kernel_state, lab_name, no_failed_unit, nothing_of_ours_left, ping, playbook,
+                           wait_for)
+from support.vmsites import Sites, boot_inventory, every_pair_reaches
 
 pytestmark = pytest.mark.vm
 
@@ -23,15 +23,12 @@ LAB = lab_name("mesh")
 TOPOLOGY = "lab/topologies/mesh.yml"
 SITES = Sites(TOPOLOGY)
 ROUTERS = ("site1", "site2", "site3", "site4")
-# as inventories/mesh/hosts.yml says for its gre_routers
-GROUP_VARS = {"gre_router_tunnel_pool": "10.255.0.0/24", "gre_router_key": "auto"}
 STATE = {}
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), GROUP_VARS, topology=TOPOLOGY,
-                          sites="inventories/mesh/host_vars", routers=ROUTERS)
+    yield from boot_inventory(LAB, tmp_path_factory.mktemp("inventory"), TOPOLOGY, "mesh")
 
 
 def tunnel_routes(lab, router):
@@ -96,10 +93,5 @@ def test_a_broken_path_withdraws_only_its_pairs_routes(lab):
 def test_absent_leaves_each_router_as_before_converge(lab):
     converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
     for router in ROUTERS:
-        no_failed_unit(lab, router)
-        assert units_of_ours(lab, router) == {}
-        for path in ("/etc/overlay-gre", "/usr/local/sbin/overlay-gre-keepalive"):
-            assert lab.run(router, ["test", "-e", path]).returncode != 0, "%s keeps %s" % (router, path)
-        left = lab.run(router, ["ls", "-A", "/run/overlay-gre"]).stdout.split()
-        assert [name for name in left if not name.endswith(".lock")] == [], left
+        nothing_of_ours_left(lab, router)
         assert kernel_state(lab, router) == STATE["before"][router], router
