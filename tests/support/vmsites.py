@@ -14,16 +14,14 @@ import yaml
 
 from support.vmlab import ROOT, boot_sites
 
-# what inventories/hub and inventories/mesh give all their routers (their hosts.yml, group gre_routers)
-GROUP_VARS = {"gre_router_tunnel_pool": "10.255.0.0/24", "gre_router_key": "auto"}
-
 
 def boot_inventory(name, inventory, topology, example):
-    """Boot lab NAME of TOPOLOGY for the sites of inventories/EXAMPLE (its host_vars and group vars); yields the
-    vm.Lab, then downs it."""
-    routers = tuple(sorted(Sites(topology).routers))
-    yield from boot_sites(name, inventory, GROUP_VARS, topology=topology,
-                          sites="inventories/%s/host_vars" % example, routers=routers)
+    """Boot lab NAME of TOPOLOGY for the sites of inventories/EXAMPLE: its host_vars, and the variables its hosts.yml
+    gives the group gre_routers; yields the vm.Lab, then downs it."""
+    with open(os.path.join(ROOT, "inventories", example, "hosts.yml"), encoding="utf-8") as handle:
+        group_vars = yaml.safe_load(handle)["all"]["children"]["gre_routers"]["vars"]
+    yield from boot_sites(name, inventory, group_vars, topology=topology,
+                          sites="inventories/%s/host_vars" % example, routers=tuple(sorted(Sites(topology).routers)))
 
 
 class Sites:

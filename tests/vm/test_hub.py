@@ -21,7 +21,7 @@ pytestmark = pytest.mark.vm
 LAB = lab_name("hub")
 TOPOLOGY = "lab/topologies/hub.yml"
 SITES = Sites(TOPOLOGY)
-ROUTERS = ("hub", "spoke2", "spoke3", "spoke4")
+ROUTERS = tuple(sorted(SITES.routers))
 STATE = {}
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.vm
 LAB = lab_name("mesh")
 TOPOLOGY = "lab/topologies/mesh.yml"
 SITES = Sites(TOPOLOGY)
-ROUTERS = ("site1", "site2", "site3", "site4")
+ROUTERS = tuple(sorted(SITES.routers))
 STATE = {}
 
 
