@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -19,7 +20,9 @@ import vm  # lab/vm.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_VM = os.path.join(ROOT, "lab", "vm")
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+# The virtualenv whose ansible-core runs the tests' playbooks: .venv, or $OVERLAY_GRE_ANSIBLE_VENV (scripts/test-all runs
+# the how-to's pair with .venv-core218 too, the oldest ansible-core that meta/runtime.yml admits)
+VENV_BIN = os.path.join(os.path.abspath(os.environ.get("OVERLAY_GRE_ANSIBLE_VENV", os.path.join(ROOT, ".venv"))), "bin")
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 ROUTERS = ("router_a", "router_b")
 
@@ -60,17 +63,19 @@ def boot(name, topology, inventory):
 # ---- the how-to's sites on real routers (playbooks/site.yml) ----
 
 def boot_sites(name, inventory, group_vars=None, topology="lab/topologies/howto.yml",
-               sites="inventories/example/host_vars", routers=ROUTERS):
+               sites="inventories/example/host_vars", routers=ROUTERS, lan_hosts=()):
     """Boot lab NAME of TOPOLOGY (default: the how-to's), for playbooks/site.yml on its ROUTERS; yields the vm.Lab,
     then downs it.
 
     INVENTORY (a pathlib.Path, empty) gets the sites as a user writes them (a copy of the host_vars folder SITES, or
     none, which a test may edit as a user edits an inventory: INVENTORY/sites/host_vars/NAME.yml; GROUP_VARS for
-    gre_routers) and, given after it, the lab's inventory, which says how to reach each router (lab/vm's ssh_config
-    through the lab's namespace)."""
+    gre_routers; LAN_HOSTS, machines of the topology in the group gre_lan_hosts) and, given after it, the lab's
+    inventory, which says how to reach each machine (lab/vm's ssh_config through the lab's namespace)."""
     (inventory / "sites").mkdir()
-    (inventory / "sites" / "hosts.yml").write_text(
-        "---\ngre_routers:\n  hosts:\n" + "".join("    %s:\n" % router for router in routers), encoding="utf-8")
+    groups = "---\ngre_routers:\n  hosts:\n" + "".join("    %s:\n" % router for router in routers)
+    if lan_hosts:
+        groups += "gre_lan_hosts:\n  hosts:\n" + "".join("    %s:\n" % host for host in lan_hosts)
+    (inventory / "sites" / "hosts.yml").write_text(groups, encoding="utf-8")
     if sites:
         shutil.copytree(os.path.join(ROOT, sites), inventory / "sites" / "host_vars")
     else:
@@ -82,6 +87,7 @@ def boot_sites(name, inventory, group_vars=None, topology="lab/topologies/howto.
     for found in boot(name, topology, str(inventory / "lab")):
         found.inventories = [str(inventory / "sites"), str(inventory / "lab" / "hosts.yml")]
         found.routers = tuple(routers)
+        found.lan_hosts = tuple(lan_hosts)
         found.host_vars = inventory / "sites" / "host_vars"
         yield found
 
@@ -144,6 +150,16 @@ def kernel_state(lab, router):
             "forwarding": forwarding, "rules": rules}
 
 
+def harden(lab):
+    """The routers' own firewall, as a careful administrator sets it by hand: INPUT accepts the loopback, replies and
+    SSH, FORWARD nothing, and both drop what nothing accepts. The rest must come from the role's rules."""
+    for router in lab.routers:
+        for rule in (["-i", "lo"], ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"], ["-p", "tcp", "--dport", "22"]):
+            lab.run(router, ["iptables", "-A", "INPUT"] + rule + ["-j", "ACCEPT"], check=True)
+        for chain in ("INPUT", "FORWARD"):
+            lab.run(router, ["iptables", "-P", chain, "DROP"], check=True)
+
+
 def units_of_ours(lab, router):
     # exits 1 when no unit matches
     out = lab.run(router, ["systemctl", "list-unit-files", "--no-legend", "--plain", "overlay-gre*"]).stdout
@@ -167,20 +183,86 @@ def nothing_of_ours_left(lab, router):
 
 
 def reboot_routers(lab):
-    """ansible.builtin.reboot of the lab's routers (systemctl reboot, then it waits for SSH); each comes back a new boot,
-    with systemd running and no failed unit."""
-    boot_ids = {r: lab.run(r, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout for r in lab.routers}
+    """ansible.builtin.reboot of the lab's routers and LAN hosts of the role gre_lan_host (systemctl reboot, then it
+    waits for SSH); each comes back a new boot, with systemd running and no failed unit."""
+    machines = lab.routers + getattr(lab, "lan_hosts", ())
+    boot_ids = {r: lab.run(r, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout for r in machines}
     argv = ["ansible"]
     for inventory in lab.inventories:
         argv += ["-i", inventory]
-    proc = subprocess.run(argv + ["gre_routers", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=300"],
+    proc = subprocess.run(argv + [":".join(machines), "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=300"],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT, env=ansible_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for router in lab.routers:
+    for router in machines:
         assert lab.run(router, ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout != boot_ids[router]
         state = lab.run(router, ["systemctl", "is-system-running", "--wait"], timeout=300).stdout.strip()
         assert state == "running", "%s: %s" % (router, state)
         no_failed_unit(lab, router)
+
+
+class Capture(object):
+    """tcpdump (filter BPF) on the lab's side of machine NAME's port IFNAME (outside the machine): what crossed the wire,
+    for the duration of a with-block; .lines holds one line a packet."""
+
+    def __init__(self, lab, name, ifname, bpf):
+        self.argv = lab.in_lab_ns(["tcpdump", "-i", lab.port(name, ifname), "-n", "-l", "-p", bpf])
+        self.proc = None
+        self.lines = []
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on" once its filter is in place
+        said = []
+        while not said or "listening on" not in said[-1]:
+            said.append(self.proc.stderr.readline())
+            assert said[-1], "tcpdump did not start: %s" % "".join(said)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.proc.terminate()
+        out, _err = self.proc.communicate(timeout=30)
+        self.lines = [line for line in out.splitlines() if line.strip()]
+        return False
+
+
+TCP_SERVER = r"""
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 5001)); srv.listen(1); srv.settimeout(30); print("listening", flush=True)
+conn, peer = srv.accept(); conn.settimeout(20); total = 0
+try:
+    while True:
+        data = conn.recv(65536)
+        if not data: break
+        total += len(data)
+except OSError as error:
+    print("server:", error, file=sys.stderr)
+print(total, peer[0])
+"""
+
+TCP_CLIENT = r"""
+import socket, sys
+sock = socket.create_connection((sys.argv[1], 5001), timeout=20)
+sock.sendall(b"x" * int(sys.argv[2])); sock.shutdown(socket.SHUT_WR); sock.recv(1); sock.close()
+"""
+
+
+def tcp_transfer(lab, source, target, address, size):
+    """SIZE bytes over one TCP connection from SOURCE to ADDRESS (light host TARGET's): (bytes received, what failed).
+    Both ends run the controller's Python in their namespaces (light hosts)."""
+    server = lab.popen(target, [sys.executable, "-c", TCP_SERVER], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening", server.stderr.read()
+        client = lab.run(source, [sys.executable, "-c", TCP_CLIENT, address, str(size)], timeout=120)
+        out, err = server.communicate(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    received = int(out.split()[0]) if out.strip() else 0
+    return received, (client.stderr.strip() + " " + err.strip()).strip()
 
 
 # Only reached when something is broken: what a test waits for that does not come within this long fails it.

@@ -3,26 +3,33 @@
 """The how-to's pair on real routers: playbooks/site.yml over SSH, with the routers' own /usr/bin/python3, as a user
 runs it; then a real reboot of both, which must bring everything back with no Ansible run; then removal.
 
+host_c is a machine of site A whose default gateway (gw_a) has no way to site B: the role gre_lan_host gives it a
+route through router_a, and its own unit puts the route back at boot (a Debian 12 machine with systemd as well).
+
 The tests of this module run in order on one lab (each step builds on the one before), as a user's session would.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
-                           reboot_routers, units_of_ours, wait_for)
+from support.vmlab import (ROUTERS, Capture, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
+                           reboot_routers, tcp_transfer, units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
 LAB = lab_name("pair")
 # the files and units of ours a router may hold; absent must leave none of them
 OURS = ["/etc/overlay-gre", "/etc/sysctl.d/90-overlay-gre.conf", "/usr/local/sbin/overlay-gre-keepalive"]
+LAN_HOST = "host_c"
+ROUTER_A_LAN = "10.10.1.1"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"))
+    yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), lan_hosts=(LAN_HOST,))
 
 
 STATE = {}
@@ -37,6 +44,29 @@ def test_before_converge_the_sites_do_not_reach_each_other(lab):
     for router in ROUTERS:
         STATE.setdefault("before", {})[router] = kernel_state(lab, router)
         assert lab.run(router, ["sysctl", "-n", "net.ipv4.ip_forward"], check=True).stdout.strip() == "0"
+    # host_c's default gateway has no way to site B
+    assert lan_host_gateway(lab) == "10.10.1.254"
+    assert not ping(lab, LAN_HOST, "20.10.1.10")
+    STATE["before"][LAN_HOST] = lan_host_routes(lab)
+
+
+def lan_host_gateway(lab):
+    """The gateway host_c's kernel takes to host_b."""
+    proc = lab.run(LAN_HOST, ["ip", "-j", "route", "get", "20.10.1.10"], check=True)
+    return json.loads(proc.stdout)[0].get("gateway")
+
+
+def lan_host_routes(lab):
+    return sorted(lab.run(LAN_HOST, ["ip", "-4", "route", "show", "table", "main"], check=True).stdout.splitlines())
+
+
+def lan_host_reaches_site_b(lab):
+    assert lan_host_gateway(lab) == ROUTER_A_LAN
+    assert ping(lab, LAN_HOST, "20.10.1.10")
+    no_failed_unit(lab, LAN_HOST)
+    for query in ("is-enabled", "is-active"):
+        said = lab.run(LAN_HOST, ["systemctl", query, "overlay-gre@lan-routes.service"]).stdout.strip()
+        assert said in ("enabled", "active"), "host_c: overlay-gre@lan-routes.service: %s %s" % (query, said)
 
 
 def test_check_mode_changes_nothing_and_shows_the_diff(lab):
@@ -47,12 +77,20 @@ def test_check_mode_changes_nothing_and_shows_the_diff(lab):
         assert kernel_state(lab, router) == STATE["before"][router]
         assert units_of_ours(lab, router) == {}
         assert lab.run(router, ["test", "-e", "/etc/overlay-gre"]).returncode != 0
+    assert lan_host_routes(lab) == STATE["before"][LAN_HOST]
+    assert units_of_ours(lab, LAN_HOST) == {}
 
 
 def test_converge_joins_the_sites_through_the_tunnel(lab):
     converged(playbook(lab), changed=True)
-    assert ping(lab, "host_a", "20.10.1.10")
+    with Capture(lab, "router_b", "bond0", "ip proto 47") as underlay, \
+            Capture(lab, "host_b", "eth0", "icmp[icmptype] == icmp-echo") as at_host_b:
+        assert ping(lab, "host_a", "20.10.1.10")
     assert ping(lab, "host_b", "10.10.1.10")
+    # GRE on the underlay; host_b sees host_a's own address (routed, no NAT)
+    assert any("GREv0" in line for line in underlay.lines), underlay.lines
+    assert {line.split()[2] for line in at_host_b.lines if " IP " in line} == {"10.10.1.10"}, at_host_b.lines
+    lan_host_reaches_site_b(lab)
     for router in ROUTERS:
         no_failed_unit(lab, router)
         units = units_of_ours(lab, router)
@@ -68,6 +106,23 @@ def test_converge_joins_the_sites_through_the_tunnel(lab):
         assert any(l["kind"] == "gre" and l["name"] != "gre0" for l in state["links"]), state["links"]
         assert any("TCPMSS" in rule for rule in state["rules"]), state["rules"]
         STATE.setdefault("converged", {})[router] = state
+
+
+def test_large_tcp_transfers_cross_with_pmtu_discovery_broken(lab):
+    """With ICMP "fragmentation needed" dropped on the routers (as by many firewalls on the way), only the tunnel's MSS
+    clamping keeps 1500-byte TCP segments out of the tunnel, whose MTU is smaller: 1 MiB crosses both ways."""
+    drop = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-m", "comment", "--comment", "lab: no PMTU", "-j", "DROP"]
+    for router in ROUTERS:
+        for chain in ("OUTPUT", "FORWARD"):
+            lab.run(router, ["iptables", "-I", chain] + drop, check=True)
+    try:
+        for source, target, address in (("host_a", "host_b", "20.10.1.10"), ("host_b", "host_a", "10.10.1.10")):
+            received, failure = tcp_transfer(lab, source, target, address, 1 << 20)
+            assert received == 1 << 20, "%s -> %s: %d bytes of 1 MiB received (%s)" % (source, target, received, failure)
+    finally:
+        for router in ROUTERS:
+            for chain in ("OUTPUT", "FORWARD"):
+                lab.run(router, ["iptables", "-D", chain] + drop, check=True)
 
 
 def test_a_second_run_changes_nothing(lab):
@@ -96,6 +151,7 @@ def test_a_real_reboot_brings_it_all_back_with_no_ansible_run(lab):
         assert kernel_state(lab, router) == STATE["converged"][router]
     assert ping(lab, "host_a", "20.10.1.10")
     assert ping(lab, "host_b", "10.10.1.10")
+    lan_host_reaches_site_b(lab)
 
 
 def test_a_run_after_the_reboot_changes_nothing(lab):
@@ -113,3 +169,7 @@ def test_absent_leaves_no_unit_no_file_and_no_tunnel(lab):
         state = kernel_state(lab, router)
         assert not any(l["kind"] == "gre" and l["name"] != "gre0" for l in state["links"]), state["links"]
         assert state["routes"] == STATE["before"][router]["routes"]
+    no_failed_unit(lab, LAN_HOST)
+    assert units_of_ours(lab, LAN_HOST) == {}
+    assert lan_host_routes(lab) == STATE["before"][LAN_HOST]
+    assert lab.run(LAN_HOST, ["test", "-e", "/etc/overlay-gre"]).returncode != 0

@@ -10,14 +10,12 @@ The tests of this module run in order on one lab (each step builds on the one be
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
 
 from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, recap,
                            reboot_routers, wait_for)
 from support.vmlab import playbook as run_playbook
+from support import vmlab
 
 pytestmark = pytest.mark.vm
 
@@ -42,30 +40,11 @@ def lab(tmp_path_factory):
                           {"gre_router_ipsec": True, "gre_router_ipsec_psk": PSK})
 
 
-class Capture(object):
-    """tcpdump on the lab's side of a router's underlay port (outside the router): what crossed the wire."""
+class Capture(vmlab.Capture):
+    """What crossed a router's underlay port of ESP and GRE."""
 
     def __init__(self, lab, router, ifname):
-        self.lab = lab
-        self.argv = lab.in_lab_ns(["tcpdump", "-i", lab.port(router, ifname), "-n", "-l", "-p", "esp or ip proto 47"])
-        self.proc = None
-        self.lines = []
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # tcpdump says "listening on" once its filter is in place
-        said = []
-        while not said or "listening on" not in said[-1]:
-            said.append(self.proc.stderr.readline())
-            assert said[-1], "tcpdump did not start: %s" % "".join(said)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)
-        self.proc.terminate()
-        out, _err = self.proc.communicate(timeout=30)
-        self.lines = [line for line in out.splitlines() if line.strip()]
-        return False
+        super().__init__(lab, router, ifname, "esp or ip proto 47")
 
     @property
     def esp(self):

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, nothing_of_ours_left,
-                           ping, playbook, reboot_routers)
+from support.vmlab import (ROUTERS, boot_sites, converged, harden, kernel_state, lab_name, no_failed_unit,
+                           nothing_of_ours_left, ping, playbook, reboot_routers)
 
 pytestmark = pytest.mark.vm
 
@@ -27,16 +27,6 @@ STATE = {}
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     yield from boot_sites(LAB, tmp_path_factory.mktemp("inventory"), {"gre_router_masquerade": True})
-
-
-def harden(lab):
-    """The routers' own firewall, as a careful administrator sets it by hand: INPUT accepts the loopback, replies and
-    SSH, FORWARD nothing, and both drop what nothing accepts. The rest must come from the role's rules."""
-    for router in ROUTERS:
-        for rule in (["-i", "lo"], ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"], ["-p", "tcp", "--dport", "22"]):
-            lab.run(router, ["iptables", "-A", "INPUT"] + rule + ["-j", "ACCEPT"], check=True)
-        for chain in ("INPUT", "FORWARD"):
-            lab.run(router, ["iptables", "-P", chain, "DROP"], check=True)
 
 
 def same_but_rule_order(state, other):
