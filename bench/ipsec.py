@@ -9,8 +9,8 @@
     bench/ipsec.py report FILE
                            prints both figures and the ratio plain / ipsec
 
-The Molecule scenario `ipsec` runs `measure --label ipsec` while IPsec is on and `measure --label plain` after
-gre_router_ipsec was turned off, in the same lab run, then `report` (see bench/README.md). The time is the receiver's,
+Meant to run `measure --label ipsec` while IPsec is on and `measure --label plain` after gre_router_ipsec was turned
+off, in the same lab, then `report`; nothing runs it at the moment (see bench/README.md). The time is the receiver's,
 from the first byte to the end of the stream.
 """
 

@@ -555,6 +555,22 @@ def replay_lines(state):
     return lines
 
 
+def boot_link(state):
+    """STATE as data for the router's apply program (roles/gre_router/files/overlay-gre-apply): {"name", "create": the
+    words of the ``ip`` command that makes the tunnel (run where it is missing), "lines": the words of the commands that
+    set its state, addresses and routes (``replace``: running them again changes nothing)}."""
+    link = {"name": state["name"], "create": None, "lines": []}
+    for step in create_steps(state, state.get("alias")):
+        args = " ".join(step.args).split()  # an argument may hold several words ("10.0.0.1 peer 10.0.0.2/32")
+        if step.kind in ("addr", "route"):
+            args[1] = "replace"
+        if step.kind == "create":
+            link["create"] = args
+        else:
+            link["lines"].append(args)
+    return link
+
+
 def _route_add(name, entry, verb):
     words = ["route", verb] + _route_words(entry).split() + ["dev", name]
     if entry[1] != _default_metric(entry[0]):
@@ -829,6 +845,13 @@ class GreTunnelManager(object):
         return result
 
     @staticmethod
+    def _boot(state, want):
+        """STATE as data for the router's apply program (boot_link); routes left unmanaged as in _replay."""
+        if want["routes"] is None:
+            state = dict(state, routes=[])
+        return boot_link(state)
+
+    @staticmethod
     def _replay(state, want):
         """The boot script's lines for STATE. Routes the task leaves unmanaged (routes: None) are not among them: their
         owner puts them in place (the keepalive sender, which withdraws them while the peer is gone), and a replay of
@@ -842,23 +865,26 @@ class GreTunnelManager(object):
         views = []
         diffs = []
         replay = []
+        boot = []
         for want, plan in zip(wants, plans):
             if want["state"] == "absent":
                 view = {"name": want["name"], "state": "absent"}
             elif predicted and plan.changed:
                 view = tunnel_view(plan.after, want["addresses"])
                 replay += self._replay(plan.after, want)
+                boot.append(self._boot(plan.after, want))
             else:
                 view = tunnel_view(live.tunnels.get(want["name"]), want["addresses"])
                 view["name"] = want["name"]
                 if live.tunnels.get(want["name"]):
                     replay += self._replay(live.tunnels[want["name"]], want)
+                    boot.append(self._boot(live.tunnels[want["name"]], want))
             views.append(view)
             if plan.changed:
                 diffs.append(self._diff(plan, view, want))
         for plan in purge_plans:
             diffs.append(self._diff(plan, {"name": plan.name, "state": "absent"}, None))
-        report = {"replay": replay}
+        report = {"replay": replay, "boot": boot}
         if self.module.params.get("tunnels") is None:
             report["tunnel"] = views[0]
             if self.module._diff:

@@ -428,6 +428,14 @@ def replay_lines(wants, protocol):
     return [" ".join(shlex.quote(word) for word in ["ip"] + route_words(w, "replace")) for w in ordered]
 
 
+def boot_lines(wants, protocol):
+    """What replay_lines runs, as the words of each ``ip`` command (without ``ip``): data for the roles' apply program
+    (roles/gre_router/files/overlay-gre-apply), which runs them in one ``ip -batch``."""
+    present = [dict(w, protocol=protocol) for w in wants if w["state"] == "present"]
+    ordered = [w for w in present if w["via"] is None] + [w for w in present if w["via"] is not None]
+    return [route_words(w, "replace") for w in ordered]
+
+
 def diff_text(routes):
     return "".join(route_line(r) + "\n" for r in sorted(routes, key=lambda r: (r["table"], _family(r["dest"]), r["dest"], r["metric"])))
 
@@ -467,7 +475,8 @@ class IpRouteManager(object):
         check_against_kernel(wants, live)
         plan = plan_routes(wants, live, protocol, bool(params.get("purge")))
         result = {"changed": plan.changed, "commands": [s.command for s in plan.steps],
-                  "purged": [route_view(r) for r in plan.purged], "replay": replay_lines(wants, protocol)}
+                  "purged": [route_view(r) for r in plan.purged], "replay": replay_lines(wants, protocol),
+                  "boot": boot_lines(wants, protocol)}
         after = plan.after
         kept = True
         if plan.changed and not self.module.check_mode:

@@ -259,6 +259,14 @@ class Plan(object):
             lines.append("%s -C %s %s 2>/dev/null || %s %s %s" % (ipt, parent, _shell_words(jump), ipt, where, _shell_words(jump)))
         return lines
 
+    def boot_chains(self):
+        """The owned chains that stay (as they are after the run), as data for the router's apply program
+        (roles/gre_router/files/overlay-gre-apply), which rebuilds them after a boot or a firewall reload as
+        replay_lines does: each chain made or flushed and filled, each jump added where it is missing, in this order."""
+        return [{"table": table, "chain": chain, "parent": parent, "position": position, "jump": list(jump),
+                 "rules": [list(tokens) for tokens in rules]}
+                for table, chain, parent, position, jump, rules in self.replay]
+
     def check_lines(self, prog="iptables"):
         """Shell commands that all succeed only while the owned rules are in place: each jump to an owned chain, and
         each owned chain's first rule. A firewall reload that flushed the tables (``flush ruleset`` in

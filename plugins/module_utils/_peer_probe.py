@@ -149,8 +149,9 @@ class Prober(object):
         return sorted(names)
 
     def leftovers(self):
-        """Boot scripts and keepalive configurations in /etc/overlay-gre, and the tunnels with IPsec (swanctl files)."""
-        scripts = sorted(glob.glob(os.path.join(self.etc, "*.sh")))
+        """Boot data (boot/NAME.json, which overlay-gre-apply applies) and boot scripts (NAME.sh, from before 0.4.0) and
+        keepalive configurations in /etc/overlay-gre, and the tunnels with IPsec (swanctl files)."""
+        scripts = sorted(glob.glob(os.path.join(self.etc, "boot", "*.json")) + glob.glob(os.path.join(self.etc, "*.sh")))
         keepalives = sorted(os.path.basename(p)[len("keepalive-"):-len(".json")]
                             for p in glob.glob(os.path.join(self.etc, "keepalive-*.json")))
         ipsec = sorted(os.path.basename(p)[len("overlay-gre-"):-len(".conf")]

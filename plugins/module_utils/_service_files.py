@@ -247,7 +247,12 @@ def _commands(steps):
         out.append(("%s\necho %s" % (shell, shlex.quote(label)), label))
     if steps["reload"]:
         out.append(("systemctl daemon-reload\necho 'reload: systemd'", "reload: systemd"))
-    out.extend(unit_commands(stopping=False))
+    starting = unit_commands(stopping=False)
+    if starting:
+        # The files are in place: the router's lock (descriptor 9, write_script) goes before any unit starts, since a
+        # unit's program may take it itself (overlay-gre-apply does) and would wait for this run to end.
+        starting[0] = ("exec 9>&-\n" + starting[0][0], starting[0][1])
+    out.extend(starting)
     for folder in steps["prune"]:
         label = "prune: " + folder
         out.append(("rmdir %s 2>/dev/null && echo %s || true" % (shlex.quote(folder), shlex.quote(label)), label))
@@ -284,7 +289,8 @@ def write_script(steps, lock_timeout=DEFAULT_LOCK_TIMEOUT):
 
     It takes the router's lock first (the modules' lock, see _lock.py), then checks that every file it changes is
     still as the read found it, or already as wanted (another router sharing the filesystem wrote the same file), and
-    exits 76 otherwise, before any change: a plan is never applied over another run's.
+    exits 76 otherwise, before any change: a plan is never applied over another run's. It lets the lock go once the
+    files are in place, before any unit starts (a unit's program may take the lock itself).
     """
     checks = []
     for action, entry, cksum in steps.get("expect", []):

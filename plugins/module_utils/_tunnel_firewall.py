@@ -271,6 +271,12 @@ class Reflection(object):
         return ["%s = %s" % (self.key(name), "(no such interface)" if values.get(name) is None else values[name])
                 for name in self.wanted]
 
+    def boot_settings(self):
+        """The two settings as data for the router's apply program: [{"path": ..., "value": ...}], set once the tunnel
+        exists."""
+        return [{"path": os.path.join(PROC_SYS, "net", "ipv4", "conf", self.tunnel, name), "value": str(value)}
+                for name, value in self.wanted.items()]
+
     def replay_lines(self):
         """Boot lines that set the two settings once the tunnel exists (the boot script makes it first)."""
         return ["echo %d > %s" % (value, shlex.quote(os.path.join(PROC_SYS, "net", "ipv4", "conf", self.tunnel, name)))
@@ -320,6 +326,9 @@ class Reflections(object):
 
     def replay_lines(self):
         return [line for item in self.items for line in item.replay_lines()]
+
+    def boot_settings(self):
+        return [entry for item in self.items for entry in item.boot_settings()]
 
 
 def _undo_text(failed):

@@ -269,6 +269,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+boot:
+  description:
+    - What RV(replay) does, as data for the role M(overlay.gre.gre_router)'s apply program, which rebuilds the listed
+      tunnels after a boot (as they are after the run, or would be in check mode), one entry per tunnel.
+    - C(create) holds the words of the C(ip) command that makes the tunnel, run where it is missing; C(lines) the words
+      of the C(ip) commands that set its state, addresses and routes (with C(replace), so running them again changes nothing).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: gre-router_b
+      create: ["link", "add", "gre-router_b", "type", "gre", "remote", "172.19.1.2", "local", "172.19.1.1", "ttl", "64"]
+      lines: [["link", "set", "gre-router_b", "up"], ["addr", "replace", "10.0.0.1/30", "dev", "gre-router_b"]]
 replay:
   description:
     - Shell commands that rebuild the listed tunnels (as they are after the run, or would be in check mode) with their

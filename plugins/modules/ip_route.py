@@ -209,6 +209,14 @@ commands:
   type: list
   elements: str
   sample: ["ip route add 20.10.1.0/24 via 10.10.1.1 proto 71"]
+boot:
+  description:
+    - What RV(replay) runs, as data, the words of each C(ip) command without C(ip), in the same order. The role
+      M(overlay.gre.gre_lan_host) keeps them in the host's boot data, which the roles' apply program runs in one C(ip -batch).
+  returned: always
+  type: list
+  elements: list
+  sample: [["route", "replace", "20.10.1.0/24", "via", "10.10.1.1", "proto", "71"]]
 replay:
   description:
     - Shell commands that rebuild the listed routes of O(routes) that are V(present) (as they are after the run, or

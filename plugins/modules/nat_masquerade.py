@@ -194,6 +194,30 @@ rules:
   sample:
     - '-t filter -A FORWARD -m comment --comment "overlay.gre nat_masquerade" -j OVERLAY-GRE-FWD'
     - '-t filter -A OVERLAY-GRE-FWD -s 10.10.1.0/24 -o eth1 -m comment --comment "overlay.gre nat_masquerade" -j ACCEPT'
+boot:
+  description:
+    - What RV(replay) does, as data for the role M(overlay.gre.gre_router)'s apply program, which rebuilds the rules this
+      module owns after a boot or a firewall reload (as they are after the run, or would be in check mode).
+  returned: always
+  type: dict
+  contains:
+    iptables:
+      description: The iptables command of the backend in use.
+      type: str
+      sample: iptables-nft
+    chains:
+      description:
+        - The owned chains that stay, in order; each made (or flushed) and filled, and the jump to it from its built-in
+          chain added where it is missing (C(first) on top, C(last) at the end).
+      type: list
+      elements: dict
+      sample:
+        - table: nat
+          chain: OVERLAY-GRE-MASQ
+          parent: POSTROUTING
+          position: last
+          jump: ["-m", "comment", "--comment", "overlay.gre nat_masquerade", "-j", "OVERLAY-GRE-MASQ"]
+          rules: [["-s", "10.10.1.0/24", "-o", "gre-router_b", "-m", "comment", "--comment", "overlay.gre nat_masquerade", "-j", "MASQUERADE"]]
 replay_check:
   description:
     - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
@@ -394,7 +418,8 @@ def main():
 
     after = [rule_line(table, chain, tokens) for table, _chains, rules in changes.after for chain, tokens in rules]
     result = dict(changed=changes.changed, added=changes.added, removed=changes.removed, rules=after, backend=iptables.backend,
-                  replay=changes.replay_lines(iptables.command_name), replay_check=changes.check_lines(iptables.command_name))
+                  replay=changes.replay_lines(iptables.command_name), replay_check=changes.check_lines(iptables.command_name),
+                  boot=dict(iptables=iptables.command_name, chains=changes.boot_chains()))
     if module._diff:
         result["diff"] = changes.diff()
     module.exit_json(**result)

@@ -19,7 +19,7 @@ description:
   - For each peer with O(peers[].tunnel) and O(peers[].tunnel_peer_address) (and O(probe_tunnels)), pings the peer's
     tunnel address through the tunnel, when the tunnel exists.
   - Every peer is probed at the same time, so the run takes about as long for fifteen peers as for one.
-  - Also lists the tunnels M(overlay.gre.gre_tunnel) made, the boot scripts and keepalive configurations in
+  - Also lists the tunnels M(overlay.gre.gre_tunnel) made, the boot data, boot scripts and keepalive configurations in
     C(/etc/overlay-gre), the tunnels with GRE over IPsec, and whether M(overlay.gre.nat_masquerade)'s chain exists.
 author:
   - overlay.gre contributors (!UNKNOWN)
@@ -98,11 +98,13 @@ tunnels:
   elements: str
   sample: ["gre-site2"]
 scripts:
-  description: The boot scripts in C(/etc/overlay-gre).
+  description:
+    - The boot data in C(/etc/overlay-gre/boot) (C(NAME.json), which the roles' apply program applies at boot) and the
+      boot scripts of older versions in C(/etc/overlay-gre) (C(NAME.sh)).
   returned: always
   type: list
   elements: str
-  sample: ["/etc/overlay-gre/router.sh"]
+  sample: ["/etc/overlay-gre/boot/tunnels.json"]
 keepalives:
   description: The tunnels with a keepalive configuration (C(/etc/overlay-gre/keepalive-TUNNEL.json)).
   returned: always

@@ -208,6 +208,36 @@ removed:
   type: list
   elements: str
   sample: []
+boot:
+  description:
+    - What RV(replay) and RV(replay_settings) do, as data for the role M(overlay.gre.gre_router)'s apply program, which
+      rebuilds the rules this module owns after a boot or a firewall reload (as they are after the run, or would be in
+      check mode).
+  returned: always
+  type: dict
+  contains:
+    iptables:
+      description: The iptables command of the backend in use.
+      type: str
+      sample: iptables-nft
+    chains:
+      description:
+        - The owned chains that stay, in order; each made (or flushed) and filled, and the jump to it from O(tunnels)'s
+          built-in chain added where it is missing (C(first) on top, C(last) at the end).
+      type: list
+      elements: dict
+      sample:
+        - table: filter
+          chain: OGRE-IN-gre-router_b
+          parent: INPUT
+          position: first
+          jump: ["-m", "comment", "--comment", "overlay.gre gre-router_b", "-j", "OGRE-IN-gre-router_b"]
+          rules: [["-s", "172.19.1.2/32", "-p", "gre", "-m", "comment", "--comment", "overlay.gre gre-router_b", "-j", "ACCEPT"]]
+    settings:
+      description: With O(reflect_keepalives), the tunnel's settings to set once it exists, as C(path) and C(value).
+      type: list
+      elements: dict
+      sample: [{"path": "/proc/sys/net/ipv4/conf/gre-router_b/accept_local", "value": "1"}]
 replay_check:
   description:
     - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
@@ -310,7 +340,8 @@ def main():
     output = dict(changed=changed, added=result.added, removed=result.removed, backend=iptables.backend,
                   sysctls=reflection.after(), replay=result.replay_lines(iptables.command_name),
                   replay_settings=reflection.replay_lines(),
-                  replay_check=result.check_lines(iptables.command_name))
+                  replay_check=result.check_lines(iptables.command_name),
+                  boot=dict(iptables=iptables.command_name, chains=result.boot_chains(), settings=reflection.boot_settings()))
     if module._diff:
         diff = result.diff()
         if reflection.wanted:

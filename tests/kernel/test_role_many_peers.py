@@ -61,11 +61,11 @@ def test_a_pair_whose_underlay_does_not_answer_is_held_and_the_others_are_built(
     failed = sorted(r["host"] for r in run.results if r["status"] == "failed")
     assert failed == ["hub", "spoke3"], failed
     assert sh(topo.ns("host2"), "ping -n -c 2 -i 0.2 -W 2 10.4.0.10").returncode == 0  # spoke to spoke, through the hub
-    # the held pair's boot files were left alone: nothing of spoke3 in the hub's boot script, which is not rewritten
+    # the held pair's boot files were left alone: nothing of spoke3 in the hub's boot data, which is not written
     assert sh(topo.ns("hub"), "ls /etc/overlay-gre").stdout.split() == []
     sh(topo.ns("spoke3"), "ip link set wan0 up")
     again = run_playbook(site, hosts)
     assert again.returncode == 0, again.output
     assert tunnels(topo, "hub") == ["gre-spoke2", "gre-spoke3", "gre-spoke4"]
-    assert "gre-spoke3" in sh(topo.ns("hub"), "cat /etc/overlay-gre/tunnels.sh").stdout
+    assert "gre-spoke3" in sh(topo.ns("hub"), "cat /etc/overlay-gre/boot/tunnels.json").stdout
     assert sh(topo.ns("host3"), "ping -n -c 2 -i 0.2 -W 2 10.2.0.10").returncode == 0

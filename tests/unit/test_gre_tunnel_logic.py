@@ -216,3 +216,17 @@ def test_views_hide_the_kernels_link_local_address():
     view = g.tunnel_view(live().tunnels["t1"])
     assert view["addresses"] == [{"address": "192.168.8.1", "peer": "192.168.8.11/32"}]
     assert view["managed"] is True and view["ikey"] == 42
+
+
+def test_boot_link_holds_what_the_replay_runs_as_words():
+    """The apply program's data (boot_link) and the boot script's lines (replay_lines) rebuild the same tunnel: the
+    create command, then the state, addresses and routes with replace."""
+    state = g.plan_tunnel(want(name="t9", mtu=1400), None).after
+    link = g.boot_link(state)
+    assert link["name"] == "t9"
+    assert link["create"][:3] == ["link", "add", "t9"]
+    lines = g.replay_lines(state)
+    assert lines[0] == "ip link show dev t9 >/dev/null 2>&1 || ip " + " ".join(link["create"])
+    assert ["ip " + " ".join(words) for words in link["lines"]] == lines[1:]
+    assert all(words[1] == "replace" for words in link["lines"] if words[0] in ("addr", "route"))
+    assert any(words[0] == "addr" for words in link["lines"]) and any(words[0] == "route" for words in link["lines"])

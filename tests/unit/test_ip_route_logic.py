@@ -220,3 +220,5 @@ def test_replay_lines_rebuild_the_present_routes_device_routes_first_quoted_for_
         "ip route replace 2001:db8:20::/48 via fe80::1 dev eth0 proto 71",
     ]
     assert r.replay_lines([], 71) == []
+    # the apply program's data: the same commands, as words
+    assert [" ".join(["ip"] + words) for words in r.boot_lines(wants, 71)] == r.replay_lines(wants, 71)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from ansible_collections.overlay.gre.plugins.module_utils._iptables import (
@@ -238,3 +240,16 @@ def test_check_lines_test_each_jump_and_each_chains_first_rule_against_what_the_
     replay = result.replay_lines("iptables-nft")
     for line in result.check_lines("iptables-nft"):  # the jump's check starts its replay line; a rule's is its -A line
         assert any(r.startswith(line + " 2>/dev/null ||") or r == line.replace(" -C ", " -A ", 1) for r in replay), (line, replay)
+
+
+def test_boot_chains_are_the_replays_chains_as_data():
+    """The apply program rebuilds from boot_chains what replay_lines rebuilds: the same chains, rules and jumps."""
+    result = plan(parse_save(SAVED), [nat_spec(wanted=[MASQ_A, MASQ_B])])
+    chains = result.boot_chains()
+    assert [(c["table"], c["chain"], c["parent"], c["position"]) for c in chains] == [
+        ("nat", "OVERLAY-GRE-MASQ", "POSTROUTING", "last")]
+    replay = result.replay_lines("iptables-nft")
+    assert len(chains[0]["rules"]) == 2
+    for rule in chains[0]["rules"]:
+        assert "iptables-nft -w -t nat -A OVERLAY-GRE-MASQ " + " ".join(shlex.quote(t) for t in rule) in replay
+    assert replay[-1].endswith("-A POSTROUTING " + " ".join(shlex.quote(t) for t in chains[0]["jump"]))

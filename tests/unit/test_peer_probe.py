@@ -110,7 +110,8 @@ def test_our_tunnels_and_leftovers(tmp_path):
         (sysfs / name).mkdir(parents=True)
         (sysfs / name / "ifalias").write_text(alias + "\n")
     etc.mkdir()
-    for name in ("router.sh", "keepalive-gre-s2.json", "other.txt"):
+    for name in ("router.sh", "keepalive-gre-s2.json", "other.txt", "boot/tunnels.json", "boot/other.txt"):
+        (etc / name).parent.mkdir(exist_ok=True)
         (etc / name).write_text("")
     swanctl = tmp_path / "swanctl"
     swanctl.mkdir()
@@ -118,7 +119,7 @@ def test_our_tunnels_and_leftovers(tmp_path):
     (swanctl / "other.conf").write_text("")
     prober = pp.Prober(None, sysfs=str(sysfs), etc=str(etc), swanctl=str(swanctl))
     assert prober.our_tunnels() == ["gre-s2"]
-    assert prober.leftovers() == ([str(etc / "router.sh")], ["gre-s2"], ["gre-s2"])
+    assert prober.leftovers() == ([str(etc / "boot" / "tunnels.json"), str(etc / "router.sh")], ["gre-s2"], ["gre-s2"])
 
 
 @pytest.mark.parametrize("peers, message", [

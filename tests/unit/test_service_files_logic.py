@@ -141,3 +141,12 @@ def test_a_unit_that_does_not_start_fails_the_script_with_its_log():
     script = sf.write_script(decide(params, live_of([], units=[("enabled", "inactive")])))
     assert "systemctl reset-failed x@a.service" in script
     assert "systemctl start x@a.service || { journalctl -u x@a.service" in script
+
+
+def test_the_routers_lock_is_released_after_the_files_and_before_any_unit_starts():
+    """A unit's program may take the router's lock itself (overlay-gre-apply does): were the run still holding it, the
+    unit's start would wait for the run, and the run for the start."""
+    params = {"files": [UNIT_FILE, SCRIPT], "units": [{"name": "x@a.service", "enabled": True, "started": True}]}
+    script = sf.write_script(decide(params, live_of([UNIT_FILE, SCRIPT], units=[("disabled", "inactive")])))
+    assert script.index("exec 9>>") < script.index("base64 -d > ") < script.index("exec 9>&-") < script.index("systemctl enable x@a.service")
+    assert script.count("exec 9>&-") == 1

@@ -16,13 +16,14 @@ import json
 import pytest
 
 from support.vmlab import (ROUTERS, Capture, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
-                           reboot_routers, tcp_transfer, units_of_ours, wait_for)
+                           reboot_routers, recap, tcp_transfer, units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
 LAB = lab_name("pair")
 # the files and units of ours a router may hold; absent must leave none of them
-OURS = ["/etc/overlay-gre", "/etc/sysctl.d/90-overlay-gre.conf", "/usr/local/sbin/overlay-gre-keepalive"]
+OURS = ["/etc/overlay-gre", "/etc/sysctl.d/90-overlay-gre.conf", "/usr/local/sbin/overlay-gre-keepalive",
+        "/usr/local/sbin/overlay-gre-apply"]
 LAN_HOST = "host_c"
 ROUTER_A_LAN = "10.10.1.1"
 
@@ -158,6 +159,31 @@ def test_a_run_after_the_reboot_changes_nothing(lab):
     converged(playbook(lab), changed=False)
 
 
+def test_a_firewall_step_that_fails_at_boot_leaves_the_tunnel_down(lab):
+    """The boot applies the firewall first and stops at a failure: the tunnel never comes up without its rules. A rule
+    that the kernel refuses (a match it does not know) is put into router_a's boot data by hand, then router_a reboots."""
+    path = "/etc/overlay-gre/boot/tunnels.json"
+    data = json.loads(lab.run("router_a", ["cat", path], check=True).stdout)
+    data["chains"][0]["rules"].append(["-m", "nosuchmatch", "-j", "ACCEPT"])
+    lab.run("router_a", ["tee", path], input=json.dumps(data), check=True)
+    reboot_routers(lab, machines=("router_a",), failed_units=1)
+    state = kernel_state(lab, "router_a")
+    assert not any(l["kind"] == "gre" and l["name"] != "gre0" for l in state["links"]), state["links"]
+    assert lab.run("router_a", ["systemctl", "is-failed", "overlay-gre@tunnels.service"]).stdout.strip() == "failed"
+    log = lab.run("router_a", ["journalctl", "-b", "-u", "overlay-gre@tunnels.service", "-o", "cat", "--no-pager"],
+                  check=True).stdout
+    assert "firewall" in log and "nosuchmatch" in log, log
+    assert not ping(lab, "host_a", "20.10.1.10")
+    # the next run writes router_a's data again and starts its unit: all back (router_b and host_c have nothing to do)
+    proc = playbook(lab)
+    converged(proc, changed=None)
+    counts = recap(proc)
+    assert counts["router_a"]["changed"] > 0 and counts["router_b"]["changed"] == 0, counts
+    assert kernel_state(lab, "router_a") == STATE["converged"]["router_a"]
+    assert ping(lab, "host_a", "20.10.1.10")
+    no_failed_unit(lab, "router_a")
+
+
 def test_absent_leaves_no_unit_no_file_and_no_tunnel(lab):
     converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
     assert not ping(lab, "host_a", "20.10.1.10")
@@ -172,4 +198,5 @@ def test_absent_leaves_no_unit_no_file_and_no_tunnel(lab):
     no_failed_unit(lab, LAN_HOST)
     assert units_of_ours(lab, LAN_HOST) == {}
     assert lan_host_routes(lab) == STATE["before"][LAN_HOST]
-    assert lab.run(LAN_HOST, ["test", "-e", "/etc/overlay-gre"]).returncode != 0
+    for path in ("/etc/overlay-gre", "/usr/local/sbin/overlay-gre-apply"):
+        assert lab.run(LAN_HOST, ["test", "-e", path]).returncode != 0, "host_c keeps %s" % path

@@ -45,7 +45,7 @@ def tunnels(state):
 
 def boot_data_size(lab):
     """The bytes the hub keeps under /etc/overlay-gre to rebuild its tunnels at boot."""
-    out = lab.run("hub", ["sh", "-c", "cat /etc/overlay-gre/* | wc -c"], check=True).stdout
+    out = lab.run("hub", ["sh", "-c", "find /etc/overlay-gre -type f -exec cat {} + | wc -c"], check=True).stdout
     return int(out.strip())
 
 
