@@ -537,24 +537,6 @@ def create_steps(state, alias, keep_link_local=()):
     return steps
 
 
-def replay_lines(state):
-    """Shell lines that rebuild STATE on a machine that has just booted: a boot script runs them.
-
-    Running them again changes nothing: the tunnel is made only where it is missing, and addresses and routes
-    are set with ``replace``.
-    """
-    lines = []
-    for step in create_steps(state, state.get("alias")):
-        args = list(step.args)
-        if step.kind in ("addr", "route"):
-            args[1] = "replace"
-        command = " ".join(shlex.quote(word) for word in " ".join(["ip"] + args).split())
-        if step.kind == "create":
-            command = "ip link show dev %s >/dev/null 2>&1 || %s" % (shlex.quote(state["name"]), command)
-        lines.append(command)
-    return lines
-
-
 def boot_link(state):
     """STATE as data for the router's apply program (roles/gre_router/files/overlay-gre-apply): {"name", "create": the
     words of the ``ip`` command that makes the tunnel (run where it is missing), "lines": the words of the commands that
@@ -569,6 +551,21 @@ def boot_link(state):
         else:
             link["lines"].append(args)
     return link
+
+
+def replay_lines(state):
+    """boot_link(STATE) as shell lines that rebuild STATE on a machine that has just booted.
+
+    Running them again changes nothing: the tunnel is made only where it is missing, and addresses and routes
+    are set with ``replace``.
+    """
+    link = boot_link(state)
+
+    def command(words):
+        return " ".join(shlex.quote(word) for word in ["ip"] + words)
+
+    return (["ip link show dev %s >/dev/null 2>&1 || %s" % (shlex.quote(state["name"]), command(link["create"]))]
+            + [command(words) for words in link["lines"]])
 
 
 def _route_add(name, entry, verb):
@@ -845,20 +842,11 @@ class GreTunnelManager(object):
         return result
 
     @staticmethod
-    def _boot(state, want):
-        """STATE as data for the router's apply program (boot_link); routes left unmanaged as in _replay."""
-        if want["routes"] is None:
-            state = dict(state, routes=[])
-        return boot_link(state)
-
-    @staticmethod
-    def _replay(state, want):
-        """The boot script's lines for STATE. Routes the task leaves unmanaged (routes: None) are not among them: their
-        owner puts them in place (the keepalive sender, which withdraws them while the peer is gone), and a replay of
-        the kernel's would change with them, so that each run wrote another boot script."""
-        if want["routes"] is None:
-            state = dict(state, routes=[])
-        return replay_lines(state)
+    def _managed(state, want):
+        """STATE without the routes the task leaves unmanaged (routes: None): their owner puts them in place (the
+        keepalive sender, which withdraws them while the peer is gone), and boot data of the kernel's would change
+        with them, so that each run wrote other boot data."""
+        return dict(state, routes=[]) if want["routes"] is None else state
 
     def _report(self, wants, plans, purge_plans, live, predicted):
         """The tunnels as the kernel has them (PREDICTED: as they would be, in check mode), and the per-tunnel diff."""
@@ -871,14 +859,14 @@ class GreTunnelManager(object):
                 view = {"name": want["name"], "state": "absent"}
             elif predicted and plan.changed:
                 view = tunnel_view(plan.after, want["addresses"])
-                replay += self._replay(plan.after, want)
-                boot.append(self._boot(plan.after, want))
+                replay += replay_lines(self._managed(plan.after, want))
+                boot.append(boot_link(self._managed(plan.after, want)))
             else:
                 view = tunnel_view(live.tunnels.get(want["name"]), want["addresses"])
                 view["name"] = want["name"]
                 if live.tunnels.get(want["name"]):
-                    replay += self._replay(live.tunnels[want["name"]], want)
-                    boot.append(self._boot(live.tunnels[want["name"]], want))
+                    replay += replay_lines(self._managed(live.tunnels[want["name"]], want))
+                    boot.append(boot_link(self._managed(live.tunnels[want["name"]], want)))
             views.append(view)
             if plan.changed:
                 diffs.append(self._diff(plan, view, want))

@@ -417,23 +417,19 @@ def plan_routes(wants, live, protocol, purge=False):
     return plan
 
 
-def replay_lines(wants, protocol):
-    """Shell lines that rebuild the listed present routes on a machine that has just booted (a boot script runs them).
-
-    ``ip route replace`` of each route as asked (the interface only where it was given), device routes first, as
-    the plan orders them: running them again changes nothing.
-    """
-    present = [dict(w, protocol=protocol) for w in wants if w["state"] == "present"]
-    ordered = [w for w in present if w["via"] is None] + [w for w in present if w["via"] is not None]
-    return [" ".join(shlex.quote(word) for word in ["ip"] + route_words(w, "replace")) for w in ordered]
-
-
 def boot_lines(wants, protocol):
-    """What replay_lines runs, as the words of each ``ip`` command (without ``ip``): data for the roles' apply program
-    (roles/gre_router/files/overlay-gre-apply), which runs them in one ``ip -batch``."""
+    """The ``ip route replace`` of each listed present route as asked (the interface only where it was given), device
+    routes first, as the plan orders them, as the words of each ``ip`` command without ``ip``: data for the roles'
+    apply program (roles/gre_router/files/overlay-gre-apply), which runs them in one ``ip -batch``. Running them again
+    changes nothing."""
     present = [dict(w, protocol=protocol) for w in wants if w["state"] == "present"]
     ordered = [w for w in present if w["via"] is None] + [w for w in present if w["via"] is not None]
     return [route_words(w, "replace") for w in ordered]
+
+
+def replay_lines(wants, protocol):
+    """boot_lines as shell lines, for a boot script."""
+    return [" ".join(shlex.quote(word) for word in ["ip"] + words) for words in boot_lines(wants, protocol)]
 
 
 def diff_text(routes):
