@@ -28,6 +28,7 @@ DEFAULTS = {
     "key": None,
     "ttl": 64,
     "mtu": None,
+    "underlay_mtu": None,
     "mss_clamp": "pmtu",
     "masquerade": False,
     "lan_interface": None,
@@ -606,6 +607,7 @@ class RouterPlan(object):
         if _truthy(self.me.get("masquerade")) and not self.me.get("lan_interface"):
             self.errors.add(me_name, PREFIX + "lan_interface", "is not set, but gre_router_masquerade is on: name the interface "
                             "toward this site's LAN")
+        self.underlay_mtu = read_underlay_mtu(self.errors, me_name, self.me.get("underlay_mtu"))
         self._check_router(my_lans, [p for p in pairs if p.result is not None])
         self.pairs = [p.result for p in pairs if p.result is not None]
         self.my_lans = my_lans
@@ -663,6 +665,7 @@ class RouterPlan(object):
         out = {"errors": list(self.errors.items)}
         if self.errors.items:
             out["pairs"] = []
+            out["absent"] = {"firewall": [], "tunnels": []}
             return out
         me = self.me
         nat_rules = []
@@ -682,9 +685,11 @@ class RouterPlan(object):
                 del tunnel["routes"]  # the keepalive sender owns them: it withdraws them while the peer is gone
             pair["tunnel_options"] = tunnel
             # the same, for a tunnel whose IPsec was just turned off: back to the kernel's MTU for plain GRE over a
-            # 1500-byte underlay, from ESP's smaller one (unless gre_router_mtu sets one)
+            # 1500-byte underlay, from ESP's smaller one (unless gre_router_mtu sets one); with_underlay_mtu derives
+            # both from the underlay the router has
+            pair["mtu_derived"] = me.get("mtu") is None
             pair["tunnel_options_plain"] = dict(tunnel, mtu=me.get("mtu") if me.get("mtu") is not None else
-                                                (1476 if tunnel["key"] is None else 1472))
+                                                plain_gre_mtu(_ipsec.UNDERLAY_MTU, tunnel["key"]))
             pair["firewall_options"] = {
                 "tunnel": tunnel["name"],
                 "peer_underlay": pair["peer_underlay_ip"] if _truthy(me.get("gre_firewall")) else None,
@@ -706,8 +711,60 @@ class RouterPlan(object):
             "nat_rules": nat_rules,
             "families": families,
             "transit": transit,
+            "underlay_mtu": self.underlay_mtu,
+            # what gre_router_state: absent removes by name (overlay.gre.tunnel_firewall's and overlay.gre.gre_tunnel's
+            # tunnels; their purge removes the role's other tunnels too)
+            "absent": {"firewall": [{"tunnel": p["tunnel"]["name"], "state": "absent"} for p in self.pairs],
+                       "tunnels": [{"name": p["tunnel"]["name"], "state": "absent"} for p in self.pairs]},
         })
         return out
+
+
+def read_underlay_mtu(errors, host, value):
+    """gre_router_underlay_mtu: None, or a whole number of bytes from 576 to 65535."""
+    if value is None or value == "":
+        return None
+    try:
+        mtu = int(str(value), 10) if not isinstance(value, bool) else None
+    except ValueError:
+        mtu = None
+    if mtu is None or not 576 <= mtu <= 65535:
+        errors.add(host, PREFIX + "underlay_mtu", "has %r, which is not an MTU (a whole number of bytes from 576 to 65535: "
+                   "the largest packet the path between the two underlay addresses carries)" % (value,))
+        return None
+    return mtu
+
+
+def plain_gre_mtu(underlay_mtu, key):
+    """The MTU of a GRE tunnel over IPv4 on an underlay of UNDERLAY_MTU bytes: the outer IPv4 header (20) and GRE's (4,
+    8 with a key) less, as the kernel computes it for a new tunnel."""
+    return underlay_mtu - 24 - (4 if key is not None else 0)
+
+
+def with_underlay_mtu(pairs, probe_peers, override=None):
+    """PAIRS (plan pairs) with the MTU of their tunnels derived from the underlay this router has: OVERRIDE
+    (gre_router_underlay_mtu) when set, else the MTU of the device that carries each peer's underlay address (PROBE_PEERS:
+    overlay.gre.peer_probe's peers, its underlay_mtu). Only where the inventory sets no gre_router_mtu: a tunnel with
+    IPsec gets the largest MTU whose ESP packets fit in one underlay packet; the same tunnel without it (IPsec just
+    turned off) the kernel's own for plain GRE. A tunnel without IPsec keeps the kernel's own (made from the same
+    device). Pairs whose underlay MTU is unknown keep the plan's, for a 1500-byte underlay."""
+    out = []
+    for pair in pairs or []:
+        underlay = override or ((probe_peers or {}).get(pair["peer"]) or {}).get("underlay_mtu")
+        if not underlay or not pair.get("mtu_derived") or pair["tunnel"]["mode"] != "gre":
+            out.append(pair)
+            continue
+        pair = dict(pair)
+        key = pair["tunnel"]["key"]
+        pair["underlay_mtu"] = underlay
+        pair["tunnel_options_plain"] = dict(pair["tunnel_options_plain"], mtu=plain_gre_mtu(underlay, key))
+        if pair.get("ipsec") is not None:
+            mtu = _ipsec.tunnel_mtu(pair["ipsec"]["esp_proposals"], key, underlay)
+            pair["ipsec"] = dict(pair["ipsec"], mtu=mtu)
+            pair["tunnel"] = dict(pair["tunnel"], mtu=mtu)
+            pair["tunnel_options"] = dict(pair["tunnel_options"], mtu=mtu)
+        out.append(pair)
+    return out
 
 
 def plan(me_name, me_vars, hostvars):
@@ -729,6 +786,26 @@ def held_peers(pairs, me_name, own_probe, probes_by_peer):
         if not mine.startswith("answered:") or theirs.startswith("no answer:"):
             held.append(pair["peer"])
     return held
+
+
+def held_message(pairs, held, me_name, own_probe, probes_by_peer):
+    """Why each held pair (HELD: the peers' names) is left as it is, in one message: both routers' underlay probes."""
+    own = (own_probe or {}).get("peers") or {}
+    texts = []
+    for pair in pairs or []:
+        peer = pair["peer"]
+        if peer not in held:
+            continue
+        mine = (own.get(peer) or {}).get("underlay") or "not probed"
+        theirs = ((((probes_by_peer.get(peer) or {}).get("peers") or {}).get(me_name) or {}).get("underlay")
+                  or ("not probed (outside the inventory)" if pair.get("external") else "not probed"))
+        texts.append("The underlay between %s (%s) and %s (%s) does not carry traffic, so the tunnel between them cannot work. "
+                     "%s -> %s: %s. %s -> %s: %s. Nothing was changed on either router of this pair. Check the link and the "
+                     "routing between the two underlay addresses (gre_router_underlay_ip), then run again; "
+                     "gre_router_preflight=false skips this check."
+                     % (me_name, pair["underlay_ip"], peer, pair["peer_underlay_ip"], me_name, pair["peer_underlay_ip"], mine,
+                        peer, pair["underlay_ip"], theirs))
+    return " ".join(texts)
 
 
 def verdicts(pairs, me_name, own_probe, probes_by_peer):

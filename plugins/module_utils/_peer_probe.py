@@ -17,6 +17,7 @@ keepalive configurations and the masquerading chain.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import threading
@@ -129,6 +130,18 @@ class Prober(object):
                 time.sleep(0.2)
         return underlay_verdict(peer, rc, summary, route, dev, state)
 
+    def underlay_mtu(self, own, peer):
+        """The MTU of the device through which the kernel routes to PEER (from OWN, when given); None without a route."""
+        rc, out, _err = self.run([self.ip, "route", "get", peer] + (["from", own] if own else []))
+        match = re.search(r"\bdev (\S+)", out or "") if rc == 0 else None
+        if not match:
+            return None
+        try:
+            with open(os.path.join(self.sysfs, match.group(1), "mtu")) as handle:
+                return int(handle.read().strip())
+        except (IOError, OSError, ValueError):
+            return None
+
     def tunnel(self, tunnel, address):
         """'answered' or 'no answer' for a ping of ADDRESS through TUNNEL; None when the tunnel does not exist."""
         if not os.path.isdir(os.path.join(self.sysfs, tunnel)):
@@ -158,6 +171,20 @@ class Prober(object):
                        for p in glob.glob(os.path.join(self.swanctl, "overlay-gre-*.conf")))
         return scripts, keepalives, ipsec
 
+    def boot_data(self):
+        """{path: data} of each boot data file in /etc/overlay-gre/boot (left out when it is not valid JSON): a held
+        pair keeps its entries as the last run wrote them."""
+        out = {}
+        for path in sorted(glob.glob(os.path.join(self.etc, "boot", "*.json"))):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (IOError, OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                out[path] = data
+        return out
+
     def probe(self, own, peers, underlay, tunnels):
         """Every probe at once; {peer name: {'underlay': verdict or None, 'tunnel': result or None}}.
 
@@ -166,7 +193,10 @@ class Prober(object):
         peer's underlay answered, and probing it again would only cost processes (an unchanged run of a mesh of 16
         sites would start 60 per router instead of 15).
         """
-        out = dict((peer["name"], {"underlay": None, "tunnel": None}) for peer in peers)
+        out = dict((peer["name"], {"underlay": None, "tunnel": None, "underlay_mtu": None}) for peer in peers)
+        routed = [peer for peer in peers if peer.get("underlay_ip")]
+        for peer, mtu in zip(routed, _in_parallel([lambda p=peer: self.underlay_mtu(own, p["underlay_ip"]) for peer in routed])):
+            out[peer["name"]]["underlay_mtu"] = mtu
         pinged = [peer for peer in peers if tunnels and peer.get("tunnel") and peer.get("tunnel_peer_address")]
         for peer, result in zip(pinged, _in_parallel([lambda p=peer: self.tunnel(p["tunnel"], p["tunnel_peer_address"])
                                                       for peer in pinged])):

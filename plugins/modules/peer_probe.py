@@ -86,11 +86,13 @@ RETURN = r"""
 peers:
   description:
     - For each peer, C(underlay) (a line that starts with C(answered:) or C(no answer:) and says how it was found, or
-      null when not probed) and C(tunnel) (V(answered), V(no answer), or null when not probed or the tunnel does not exist).
+      null when not probed), C(tunnel) (V(answered), V(no answer), or null when not probed or the tunnel does not exist)
+      and C(underlay_mtu) (the MTU of the device through which the kernel routes to the peer's underlay address from
+      O(underlay_ip), or null when it has no route; read in any case, version 0.4.0).
   returned: always
   type: dict
   sample: {"site2": {"underlay": "answered: ICMP echo (2 packets transmitted, 2 received, 0% packet loss, time 51ms)",
-                     "tunnel": "answered"}}
+                     "tunnel": "answered", "underlay_mtu": 1500}}
 tunnels:
   description: The tunnels that M(overlay.gre.gre_tunnel) made (interface alias C(overlay.gre.gre_tunnel)).
   returned: always
@@ -105,6 +107,14 @@ scripts:
   type: list
   elements: str
   sample: ["/etc/overlay-gre/boot/tunnels.json"]
+boot_data:
+  description:
+    - The content of each boot data file in C(/etc/overlay-gre/boot), by its path (a file that is not valid JSON is left
+      out).
+  returned: always
+  type: dict
+  version_added: 0.4.0
+  sample: {"/etc/overlay-gre/boot/tunnels.json": {"format": 1, "links": []}}
 keepalives:
   description: The tunnels with a keepalive configuration (C(/etc/overlay-gre/keepalive-TUNNEL.json)).
   returned: always
@@ -155,7 +165,8 @@ def main():
     scripts, keepalives, ipsec = prober.leftovers()
     iptables = module.get_bin_path("iptables")
     masquerade = bool(iptables) and module.run_command([iptables, "-w", "-t", "nat", "-n", "-L", "OVERLAY-GRE-MASQ"])[0] == 0
-    module.exit_json(changed=False, peers=results, tunnels=prober.our_tunnels(), scripts=scripts, keepalives=keepalives,
+    module.exit_json(changed=False, peers=results, tunnels=prober.our_tunnels(), scripts=scripts,
+                     boot_data=prober.boot_data(), keepalives=keepalives,
                      ipsec=ipsec, masquerade=masquerade)
 
 

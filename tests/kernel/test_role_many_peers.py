@@ -61,11 +61,36 @@ def test_a_pair_whose_underlay_does_not_answer_is_held_and_the_others_are_built(
     failed = sorted(r["host"] for r in run.results if r["status"] == "failed")
     assert failed == ["hub", "spoke3"], failed
     assert sh(topo.ns("host2"), "ping -n -c 2 -i 0.2 -W 2 10.4.0.10").returncode == 0  # spoke to spoke, through the hub
-    # the held pair's boot files were left alone: nothing of spoke3 in the hub's boot data, which is not written
-    assert sh(topo.ns("hub"), "ls /etc/overlay-gre").stdout.split() == []
+    # the held pair does not keep the healthy ones out of the hub's boot data; it has nothing of its own there yet
+    assert boot_links(topo, "hub") == ["gre-spoke2", "gre-spoke4"]
     sh(topo.ns("spoke3"), "ip link set wan0 up")
     again = run_playbook(site, hosts)
     assert again.returncode == 0, again.output
     assert tunnels(topo, "hub") == ["gre-spoke2", "gre-spoke3", "gre-spoke4"]
-    assert "gre-spoke3" in sh(topo.ns("hub"), "cat /etc/overlay-gre/boot/tunnels.json").stdout
+    assert boot_links(topo, "hub") == ["gre-spoke2", "gre-spoke3", "gre-spoke4"]
     assert sh(topo.ns("host3"), "ping -n -c 2 -i 0.2 -W 2 10.2.0.10").returncode == 0
+    # spoke3 down again while the hub's other pairs change (spoke2's tunnel gets another MTU): spoke3's entries of the
+    # boot data stay exactly as the last run wrote them, spoke2's follow the change
+    before = boot_entries(topo, "hub", "gre-spoke3")
+    sh(topo.ns("spoke3"), "ip link set wan0 down")
+    held = run_playbook(site, hosts, extra_vars={"gre_router_mtu": 1400})
+    assert held.returncode != 0 and "The underlay between hub (172.19.0.1) and spoke3" in held.output, held.output
+    assert boot_entries(topo, "hub", "gre-spoke3") == before
+    assert "1400" in json.dumps(boot_entries(topo, "hub", "gre-spoke2")["links"])
+    assert "1400" not in json.dumps(before["links"])
+
+
+def boot_data(topo, router):
+    return json.loads(sh(topo.ns(router), "cat /etc/overlay-gre/boot/tunnels.json").stdout)
+
+
+def boot_links(topo, router):
+    return sorted(link["name"] for link in boot_data(topo, router)["links"])
+
+
+def boot_entries(topo, router, tunnel):
+    """TUNNEL's entries of ROUTER's boot data: its link, its chains, its settings."""
+    data = boot_data(topo, router)
+    return {"links": [link for link in data["links"] if link["name"] == tunnel],
+            "chains": [chain for chain in data["chains"] if chain["chain"].endswith("-" + tunnel)],
+            "settings": [entry for entry in data["settings"] if "/%s/" % tunnel in entry["path"]]}

@@ -136,6 +136,16 @@ def test_masquerade_rules_follow_the_howto():
     ]
 
 
+def test_absent_removes_every_tunnel_of_the_plan_by_name():
+    hv = howto()
+    assert plan("router_a", hv["router_a"], hv)["absent"] == {
+        "firewall": [{"tunnel": "gre-router_b", "state": "absent"}],
+        "tunnels": [{"name": "gre-router_b", "state": "absent"}]}
+    broken = howto(a__key=1, b__key=2)
+    result = plan("router_a", broken["router_a"], broken)
+    assert result["errors"] and result["absent"] == {"firewall": [], "tunnels": []}
+
+
 def test_role_readme_is_in_step_with_the_argument_specs():
     import subprocess
     import sys

@@ -256,6 +256,23 @@ def test_a_pair_is_held_when_either_end_found_no_answer():
     assert held_peers(pairs, "r1", {"peers": {}}, {}) == ["r2", "r3", "r4", "cisco"]  # not probed: nothing is known
 
 
+def test_the_held_message_gives_both_probes_and_what_to_check():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import held_message
+    pairs = [_pair("r2"), _pair("r3"), _pair("cisco", external=True)]
+    own = {"peers": {"r2": {"underlay": "answered: ICMP echo"}, "r3": {"underlay": "no answer: no ICMP echo reply"},
+                     "cisco": {"underlay": "no answer: no ARP answer"}}}
+    theirs = {"r3": {"peers": {"r1": {"underlay": "answered: ICMP echo"}}}}
+    text = held_message(pairs, ["r3", "cisco"], "r1", own, theirs)
+    r3, cisco = pairs[1], pairs[2]
+    expected = ("The underlay between r1 (%s) and r3 (%s) does not carry traffic, so the tunnel between them cannot work. "
+                "r1 -> %s: no answer: no ICMP echo reply. r3 -> %s: answered: ICMP echo. Nothing was changed on either "
+                "router of this pair." % (r3["underlay_ip"], r3["peer_underlay_ip"], r3["peer_underlay_ip"], r3["underlay_ip"]))
+    assert text.startswith(expected)
+    assert "cisco -> %s: not probed (outside the inventory)." % cisco["underlay_ip"] in text
+    assert text.count("gre_router_preflight=false skips this check.") == 2 and "r2" not in text
+    assert held_message(pairs, [], "r1", own, theirs) == ""
+
+
 def test_verdicts_name_the_pair_and_where_to_look():
     from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts
     pairs = [_pair("r2"), _pair("r3")]

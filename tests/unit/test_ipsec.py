@@ -10,7 +10,7 @@ import base64
 import pytest
 
 from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import plan
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import plan, with_underlay_mtu
 from ansible_collections.overlay.gre.plugins.module_utils._tunnel_firewall import validate as firewall_validate, wanted_rules
 from support.pairs import howto
 
@@ -52,6 +52,46 @@ def test_gre_key_and_own_mtu():
     assert pair_of("router_a", hv)[1]["tunnel"]["mtu"] == 1438
     hv = ipsec_pair(a__mtu=1400)
     assert pair_of("router_a", hv)[1]["tunnel"]["mtu"] == 1400
+
+
+def test_the_esp_mtu_follows_the_underlay_the_router_has():
+    hv = ipsec_pair()
+    result, pa = pair_of("router_a", hv)
+    # the probe read a 1400-byte underlay interface toward the peer (or gre_router_underlay_mtu says 1400)
+    for settled in (with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": 1400}}),
+                    with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": 1500}}, 1400)):
+        pair = settled[0]
+        assert pair["tunnel"]["mtu"] == pair["tunnel_options"]["mtu"] == pair["ipsec"]["mtu"] == _ipsec.tunnel_mtu(
+            "aes256gcm16-ecp384", None, 1400) == 1342
+        assert pair["tunnel_options_plain"]["mtu"] == 1376 and pair["underlay_mtu"] == 1400
+    # a jumbo underlay, and a key
+    hv = ipsec_pair(a__key=42, b__key=42)
+    result, pa = pair_of("router_a", hv)
+    pair = with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": 9000}})[0]
+    assert pair["tunnel"]["mtu"] == _ipsec.tunnel_mtu("aes256gcm16-ecp384", 42, 9000) > 8900
+    assert pair["tunnel_options_plain"]["mtu"] == 8972
+    # unknown (no route to the peer): the plan's, for 1500 bytes; the plan itself is left as it was
+    assert with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": None}})[0]["tunnel"]["mtu"] == 1438
+    assert result["pairs"][0]["tunnel"]["mtu"] == 1438
+
+
+def test_the_inventory_mtu_stands_and_plain_gre_keeps_the_kernel_own():
+    result, pa = pair_of("router_a", ipsec_pair(a__mtu=1300))
+    assert with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": 9000}})[0]["tunnel"]["mtu"] == 1300
+    result, pa = pair_of("router_a", howto())
+    assert with_underlay_mtu(result["pairs"], {"router_b": {"underlay_mtu": 9000}})[0]["tunnel"]["mtu"] is None
+
+
+@pytest.mark.parametrize("value", [100, 70000, "jumbo", True, 1.5])
+def test_an_underlay_mtu_that_is_not_one_is_named(value):
+    errors = plan("router_a", dict(howto()["router_a"], gre_router_underlay_mtu=value), howto())["errors"]
+    assert any(e.startswith("router_a: gre_router_underlay_mtu has %r, which is not an MTU" % (value,)) for e in errors), errors
+
+
+def test_an_underlay_mtu_reaches_the_plan():
+    hv = howto()
+    assert plan("router_a", dict(hv["router_a"], gre_router_underlay_mtu="1460"), hv)["underlay_mtu"] == 1460
+    assert plan("router_a", hv["router_a"], hv)["underlay_mtu"] is None
 
 
 def test_different_keys_name_both_routers_and_show_neither():

@@ -62,7 +62,8 @@ def test_tunnel_ping_only_through_a_tunnel_that_exists(tmp_path):
     peers = [{"name": "s2", "tunnel": "gre-s2", "tunnel_peer_address": "10.255.0.2"},
              {"name": "s3", "tunnel": "gre-s3", "tunnel_peer_address": "10.255.0.6"}]
     result = prober.probe(None, peers, underlay=False, tunnels=True)
-    assert result == {"s2": {"underlay": None, "tunnel": "answered"}, "s3": {"underlay": None, "tunnel": None}}
+    assert result == {"s2": {"underlay": None, "tunnel": "answered", "underlay_mtu": None},
+                      "s3": {"underlay": None, "tunnel": None, "underlay_mtu": None}}
     assert [c for c in calls if "gre-s3" in c] == []
 
 
@@ -86,6 +87,24 @@ def test_a_tunnel_that_answers_stands_for_its_underlay_and_the_others_are_probed
     assert result["s3"]["tunnel"] == "no answer" and result["s3"]["underlay"].startswith("no answer:")
     assert result["s4"]["tunnel"] is None and result["s4"]["underlay"].startswith("answered: ICMP echo")
     assert not [c for c in calls if c[-1] == "172.19.0.2"]  # s2's underlay was not probed again
+
+
+def test_underlay_mtu_is_the_mtu_of_the_device_that_routes_to_the_peer(tmp_path):
+    (tmp_path / "ppp0").mkdir()
+    (tmp_path / "ppp0" / "mtu").write_text("1492\n")
+
+    def run(argv):
+        if argv[1:3] == ["route", "get"]:
+            if argv[3] == "172.19.0.9":
+                return 2, "", "RTNETLINK answers: Network is unreachable\n"
+            return 0, "%s from 172.19.0.1 via 100.64.0.1 dev ppp0 uid 0\n    cache\n" % argv[3], ""
+        return 1, "", ""
+    prober = pp.Prober(run, sysfs=str(tmp_path))
+    assert prober.underlay_mtu("172.19.0.1", "172.19.0.2") == 1492
+    assert prober.underlay_mtu("172.19.0.1", "172.19.0.9") is None
+    peers = [{"name": "s2", "underlay_ip": "172.19.0.2"}, {"name": "s9", "underlay_ip": "172.19.0.9"}]
+    result = prober.probe("172.19.0.1", peers, underlay=False, tunnels=False)
+    assert result["s2"]["underlay_mtu"] == 1492 and result["s9"]["underlay_mtu"] is None
 
 
 def test_arp_answer_is_waited_for(monkeypatch):

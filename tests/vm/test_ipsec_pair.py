@@ -10,14 +10,16 @@ The tests of this module run in order on one lab (each step builds on the one be
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, recap,
-                           reboot_routers, wait_for)
+                           reboot_routers, tcp_transfer, wait_for)
 from support.vmlab import playbook as run_playbook
 from support import vmlab
+from ansible_collections.overlay.gre.plugins.module_utils._ipsec import tunnel_mtu
 
 pytestmark = pytest.mark.vm
 
@@ -100,6 +102,72 @@ def test_converge_installs_strongswan_by_apt_and_carries_esp_only(lab):
 
 def test_a_second_run_changes_nothing(lab):
     converged(playbook(lab), changed=False)
+
+
+TUNNELS = {"router_a": "gre-router_b", "router_b": "gre-router_a"}
+ESP = "aes256gcm16-ecp384"  # the role's default ESP proposal
+
+
+def tunnel_mtus(lab):
+    return dict((router, json.loads(lab.run(router, ["ip", "-j", "link", "show", TUNNELS[router]], check=True).stdout)[0]["mtu"])
+                for router in ROUTERS)
+
+
+def esp_mtu(lab, underlay_mtu):
+    """The largest inner packet whose ESP packet fits in one underlay packet of UNDERLAY_MTU bytes, for the lab's
+    tunnels (with their GRE key, when the inventory gives one)."""
+    link = json.loads(lab.run("router_a", ["ip", "-d", "-j", "link", "show", TUNNELS["router_a"]], check=True).stdout)[0]
+    key = link["linkinfo"]["info_data"].get("ikey")
+    return tunnel_mtu(ESP, key, underlay_mtu)
+
+
+def set_underlay_mtu(lab, mtu):
+    for router in ROUTERS:
+        lab.run(router, ["ip", "link", "set", "bond0", "mtu", str(mtu)], check=True)
+
+
+def test_the_tunnel_mtu_follows_the_underlay(lab):
+    """ESP must fit in one underlay packet: the tunnel's MTU comes from the underlay's, whether the inventory gives it
+    (gre_router_underlay_mtu, for a path narrower than the first link) or the router's own underlay interface has it."""
+    wide = esp_mtu(lab, 1500)
+    assert tunnel_mtus(lab) == {"router_a": wide, "router_b": wide}
+    narrow = esp_mtu(lab, 1400)
+    assert narrow < wide
+    converged(playbook(lab, "-e", "gre_router_underlay_mtu=1400"), changed=True)
+    assert tunnel_mtus(lab) == {"router_a": narrow, "router_b": narrow}
+    try:
+        # the same, read from the routers' own underlay interface: nothing to change
+        set_underlay_mtu(lab, 1400)
+        converged(playbook(lab), changed=False)
+        assert tunnel_mtus(lab) == {"router_a": narrow, "router_b": narrow}
+        # and TCP fits through it with ICMP "fragmentation needed" dropped on both routers
+        drop = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-m", "comment", "--comment", "lab: no PMTU", "-j", "DROP"]
+        for router in ROUTERS:
+            for chain in ("OUTPUT", "FORWARD"):
+                lab.run(router, ["iptables", "-I", chain] + drop, check=True)
+        try:
+            for source, target, address in (("host_a", "host_b", "20.10.1.10"), ("host_b", "host_a", "10.10.1.10")):
+                received, failure = tcp_transfer(lab, source, target, address, 1 << 20)
+                assert received == 1 << 20, "%s -> %s: %d bytes of 1 MiB received (%s)" % (source, target, received, failure)
+        finally:
+            for router in ROUTERS:
+                for chain in ("OUTPUT", "FORWARD"):
+                    lab.run(router, ["iptables", "-D", chain] + drop, check=True)
+    finally:
+        set_underlay_mtu(lab, 1500)
+    converged(playbook(lab), changed=True)
+    assert tunnel_mtus(lab) == {"router_a": wide, "router_b": wide}
+
+
+def test_an_underlay_mtu_that_is_not_one_is_refused_before_any_change(lab):
+    before = {router: kernel_state(lab, router) for router in ROUTERS}
+    proc = playbook(lab, "-e", "gre_router_underlay_mtu=100")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert re.search(r"router_a: gre_router_underlay_mtu has '?100'?, which is not an MTU", said), said[-3000:]
+    for router in ROUTERS:
+        assert recap(proc)[router]["changed"] == 0, recap(proc)
+        assert kernel_state(lab, router) == before[router], router
 
 
 def xfrm(lab, router):
