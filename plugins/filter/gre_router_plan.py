@@ -30,6 +30,14 @@ options:
     description: The play's C(hostvars), to read the peer's variables.
     type: dict
     required: true
+  published:
+    description:
+      - The name of the variable under which each router of the play published its effective C(gre_router_*)
+        settings (defaults, group and host variables, play variables and role parameters, as that router sees them).
+        A peer that published them is compared through them; a peer that did not (outside the play) through its
+        C(hostvars), which hold neither play variables nor role parameters.
+    type: str
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -52,11 +60,11 @@ _value:
   type: dict
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import plan
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import PublishedVars, plan
 
 
-def gre_router_plan(me_name, variables, hostvars):
-    return plan(str(me_name), dict(variables or {}), hostvars)
+def gre_router_plan(me_name, variables, hostvars, published=None):
+    return plan(str(me_name), dict(variables or {}), PublishedVars(hostvars, published) if published else hostvars)
 
 
 class FilterModule(object):

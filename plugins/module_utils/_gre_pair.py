@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
 
@@ -29,6 +30,7 @@ DEFAULTS = {
     "ttl": 64,
     "mtu": None,
     "underlay_mtu": None,
+    "preflight_port": None,
     "mss_clamp": "pmtu",
     "masquerade": False,
     "lan_interface": None,
@@ -149,9 +151,9 @@ def normalise_keepalive(value):
     return out
 
 
-INVENTORY_ENTRY_KEYS = ("name", "tunnel_cidr", "key", "keepalive", "tunnel_name")
+INVENTORY_ENTRY_KEYS = ("name", "tunnel_cidr", "key", "keepalive", "tunnel_name", "preflight_port")
 EXTERNAL_ENTRY_KEYS = ("name", "underlay_ip", "lan_cidrs", "tunnel_cidr", "tunnel_address", "peer_tunnel_address", "key",
-                       "keepalive", "tunnel_name", "site_id")
+                       "keepalive", "tunnel_name", "site_id", "preflight_port")
 # the settings of one pair that gre_router_peer's one-peer form takes from the router's own variables
 LEGACY_PAIR_KEYS = ("tunnel_cidr", "tunnel_address", "tunnel_peer_address", "tunnel_name")
 
@@ -558,6 +560,9 @@ class _Pair(object):
                 self.errors.items.append(message)
         if None in (my_underlay, peer_underlay, mine, theirs) or ipsec_errors:
             return
+        port = read_port(self.errors, me.name, entry.label("preflight_port") if entry.value("preflight_port") is not None
+                         else PREFIX + "preflight_port",
+                         entry.value("preflight_port") if entry.value("preflight_port") is not None else me.get("preflight_port"))
         tunnel_net = ipaddress.ip_interface("%s/%d" % (mine, prefixlen)).network if prefixlen is not None else network
         if prefixlen is not None:
             address = {"address": "%s/%d" % (mine, prefixlen)}
@@ -588,7 +593,8 @@ class _Pair(object):
             "underlay_ip": str(my_underlay),
             "peer_underlay_ip": str(peer_underlay),
             # the pair's entry of overlay.gre.peer_probe's peers
-            "probe": {"name": peer.name, "underlay_ip": str(peer_underlay), "tunnel": name, "tunnel_peer_address": str(theirs)},
+            "probe": {"name": peer.name, "underlay_ip": str(peer_underlay), "tunnel": name, "tunnel_peer_address": str(theirs),
+                      "port": port},
         }
         self.transit_lans = transit_lans
         self._nets = (tunnel_net, [ipaddress.ip_address(mine), ipaddress.ip_address(theirs)], peer_underlay, routed)
@@ -735,6 +741,21 @@ def read_underlay_mtu(errors, host, value):
     return mtu
 
 
+def read_port(errors, host, label, value):
+    """A TCP port for the underlay check (gre_router_preflight_port, or a peer entry's preflight_port): None (ICMP echo
+    and ARP), or a whole number from 1 to 65535."""
+    if value is None or value == "" or value is False:
+        return None
+    try:
+        port = int(str(value), 10) if not isinstance(value, bool) else None
+    except ValueError:
+        port = None
+    if port is None or not 1 <= port <= 65535:
+        errors.add(host, label, "has %r, which is not a TCP port (a whole number from 1 to 65535, such as SSH's 22)" % (value,))
+        return None
+    return port
+
+
 def plain_gre_mtu(underlay_mtu, key):
     """The MTU of a GRE tunnel over IPv4 on an underlay of UNDERLAY_MTU bytes: the outer IPv4 header (20) and GRE's (4,
     8 with a key) less, as the kernel computes it for a new tunnel."""
@@ -765,6 +786,23 @@ def with_underlay_mtu(pairs, probe_peers, override=None):
             pair["tunnel_options"] = dict(pair["tunnel_options"], mtu=mtu)
         out.append(pair)
     return out
+
+
+class PublishedVars(object):
+    """HOSTVARS, each host seen through the gre_router_* settings it published as the variable NAME (all that its
+    role run sees: defaults, inventory, play variables, role parameters) when it did, else through its hostvars (a
+    peer outside the play, which hold neither play variables nor role parameters)."""
+
+    def __init__(self, hostvars, name):
+        self.hostvars, self.name = hostvars, name
+
+    def __contains__(self, host):
+        return host in self.hostvars
+
+    def __getitem__(self, host):
+        host_vars = self.hostvars[host]
+        published = host_vars.get(self.name) if hasattr(host_vars, "get") else None
+        return published if isinstance(published, Mapping) else host_vars
 
 
 def plan(me_name, me_vars, hostvars):
@@ -850,3 +888,45 @@ def peer_results(pairs, hostvars, var):
         if not pair.get("external") and name in hostvars:
             out[name] = hostvars[name].get(var)
     return out
+
+
+def pair_changed(hosts, hostvars, results):
+    """Whether any of RESULTS (names of registered results) changed anything on any of HOSTS (this router and its
+    peers in the play): then the check after converge runs again."""
+    for host in hosts or []:
+        host_vars = hostvars[host] if host in hostvars else {}
+        for name in results or []:
+            result = host_vars.get(name) if hasattr(host_vars, "get") else None
+            if isinstance(result, Mapping) and result.get("changed"):
+                return True
+    return False
+
+
+def pairs_answered(pairs, probe_peers):
+    """Whether every pair's tunnel answered the ping of overlay.gre.peer_probe (PROBE_PEERS: its peers) before the run."""
+    return all(((probe_peers or {}).get(pair["peer"]) or {}).get("tunnel") == "answered" for pair in pairs or [])
+
+
+def run_args(pairs, held_tunnels, probe, state, masquerade):
+    """What one run passes to each module, from PAIRS (those it builds; the held ones are left out):
+
+    tunnels (overlay.gre.gre_tunnel: a tunnel whose IPsec goes gets its plain GRE MTU back), firewall
+    (overlay.gre.tunnel_firewall), nat_rules (overlay.gre.nat_masquerade, none unless MASQUERADE), sending (the pairs
+    whose keepalives this run sends), ipsec_pairs (the pairs this run protects) and ipsec_gone (the tunnels with an
+    IPsec configuration on the router, PROBE's ipsec, that no longer have one: turned off, the peer removed, or
+    STATE absent; a held pair's stays)."""
+    pairs = list(pairs or [])
+    present = state == "present"
+    ipsec_pairs = [pair for pair in pairs if pair.get("ipsec")] if present else []
+    keep = set(pair["tunnel"]["name"] for pair in ipsec_pairs) | set(held_tunnels or [])
+    ipsec_gone = [name for name in (probe or {}).get("ipsec") or [] if name not in keep]
+    gone = set(ipsec_gone)
+    return {
+        "tunnels": ([pair["tunnel_options"] for pair in pairs if pair["tunnel"]["name"] not in gone]
+                    + [pair["tunnel_options_plain"] for pair in pairs if pair["tunnel"]["name"] in gone]),
+        "firewall": [pair["firewall_options"] for pair in pairs],
+        "nat_rules": [rule for pair in pairs for rule in pair["nat_rules"]] if masquerade else [],
+        "sending": [pair for pair in pairs if pair.get("keepalive")],
+        "ipsec_pairs": ipsec_pairs,
+        "ipsec_gone": ipsec_gone,
+    }

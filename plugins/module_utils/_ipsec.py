@@ -187,7 +187,7 @@ def validate(params):
     if not str(conf_dir).startswith("/"):
         raise IpsecInputError("conf_dir: %r is not an absolute path" % (conf_dir,))
     out["conf_dir"] = str(conf_dir)
-    if out["state"] == "absent":
+    if out["state"] in ("absent", "established"):
         return out
     for option in ("local", "remote"):
         value = params.get(option)
@@ -302,3 +302,58 @@ def established_sas(list_sas_output, name):
         if child and current == name and child.group(1) == name:
             state["children"].append(child.group(2))
     return state
+
+
+def bring_up(list_sas, initiate, name, should_initiate, sleep, tries=60, interval=0.5, every=20):
+    """Wait until NAME's CHILD SA is INSTALLED; (installed, SA states) once it is or after TRIES polls INTERVAL apart.
+
+    LIST_SAS() returns `swanctl --list-sas --ike NAME`'s output (or "" when it failed); INITIATE() starts the CHILD SA.
+    Both routers of a pair load their configuration in the same task, and each tries its SAs at load; whichever loaded
+    first met a peer without it. So the router that SHOULD_INITIATE does, at the first poll and every EVERY polls
+    after, while no SA is up; the other waits for it.
+    """
+    sas = {"ike": None, "children": []}
+    for attempt in range(tries + 1):
+        sas = established_sas(list_sas(), name)
+        if "INSTALLED" in sas["children"]:
+            return True, sas
+        if attempt == tries:
+            break
+        if should_initiate and attempt % every == 0:
+            initiate()
+        sleep(interval)
+    return False, sas
+
+
+# strongSwan's other daemon: its ipsec.service (starter and its own charon, ipsec.conf) would compete with
+# charon-systemd's for IKE's UDP ports 500 and 4500 and for the kernel's SAs and policies
+CONFLICTING_PACKAGES = ("strongswan-starter",)
+
+
+def packages_state(read, wanted, conflicting=CONFLICTING_PACKAGES):
+    """What a router's dpkg says about strongSwan: {"missing": [packages of WANTED to install], "problem": why the
+    role cannot go on, or ""}.
+
+    READ: the registered result of `dpkg-query -W -f '${Package} ${db:Status-Status}\n' WANTED... CONFLICTING...`
+    (rc 1 when some package is unknown, which it then leaves out; no dpkg at all fails the command)."""
+    read = read or {}
+    if read.get("skipped") or not read:
+        return {"missing": [], "problem": ""}
+    installed = set()
+    for line in (read.get("stdout") or "").splitlines():
+        words = line.split()
+        if len(words) == 2 and words[1] == "installed":
+            installed.add(words[0])
+    if read.get("rc") not in (0, 1) or ("stdout" not in read and read.get("failed")):
+        return {"missing": list(wanted), "problem": (
+            "gre_router_ipsec needs strongSwan (%s), which the role installs with apt, but this router has no dpkg (not "
+            "Debian or Ubuntu). Install strongSwan's charon-systemd with swanctl and its standard plugins (gcm, openssl) "
+            "by hand, run it as a service, then run again. Nothing was changed." % ", ".join(wanted))}
+    conflicts = [name for name in conflicting if name in installed]
+    if conflicts:
+        return {"missing": [], "problem": (
+            "gre_router_ipsec runs strongSwan's charon-systemd (strongswan.service), but %s is installed: its "
+            "ipsec.service runs another charon, which competes for IKE's UDP ports 500 and 4500 and for the kernel's "
+            "SAs. Move its connections to swanctl and remove it (apt purge %s), or turn gre_router_ipsec off, then run "
+            "again. Nothing was changed." % (", ".join(conflicts), " ".join(conflicts)))}
+    return {"missing": [name for name in wanted if name not in installed], "problem": ""}

@@ -16,10 +16,12 @@ keepalive configurations and the masquerading chain.
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import re
+import socket
 import threading
 import time
 
@@ -27,6 +29,10 @@ GRE_TUNNEL_ALIAS = "overlay.gre.gre_tunnel"
 NEIGHBOUR_WAITING = ("INCOMPLETE", "DELAY", "PROBE")
 NEIGHBOUR_ANSWERED = ("REACHABLE", "STALE", "DELAY", "PROBE")
 NAME_RE = re.compile(r"^[^/: \t\n]{1,15}$")
+
+
+# seconds a TCP probe waits for the peer's answer (SYN-ACK or reset)
+TCP_TIMEOUT = 2
 
 
 class ProbeInputError(ValueError):
@@ -44,6 +50,9 @@ def validate(params):
         if tunnel is not None and (not NAME_RE.match(tunnel) or tunnel in (".", "..")):
             raise ProbeInputError("%s.tunnel: %r is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)"
                                   % (where, tunnel))
+        port = entry.get("port")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            raise ProbeInputError("%s.port: %r is not a TCP port (1 to 65535)" % (where, port))
         peers.append(dict(entry))
     return peers
 
@@ -110,8 +119,34 @@ class Prober(object):
     def __init__(self, run, ip="ip", ping="ping", sysfs="/sys/class/net", etc="/etc/overlay-gre", swanctl="/etc/swanctl/conf.d"):
         self.run, self.ip, self.ping, self.sysfs, self.etc, self.swanctl = run, ip, ping, sysfs, etc, swanctl
 
-    def underlay(self, own, peer):
-        """The verdict of one peer's underlay probe."""
+    def tcp(self, own, peer, port):
+        """The verdict of a TCP probe of PEER's PORT from OWN: a connection, or a refusal (the peer's kernel answered
+        with a reset), is an answer; a timeout or an ICMP error is not."""
+        family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(TCP_TIMEOUT)
+            if own:
+                sock.bind((own, 0))
+            code = sock.connect_ex((peer, port))
+        except socket.timeout:
+            code = errno.ETIMEDOUT
+        except OSError as exc:
+            code = exc.errno or errno.EIO
+        finally:
+            sock.close()
+        if code == 0:
+            return "answered: TCP port %d (connected)" % port
+        if code == errno.ECONNREFUSED:
+            return "answered: TCP port %d (refused: the peer's kernel answered with a reset)" % port
+        if code in (errno.ETIMEDOUT, errno.EAGAIN, errno.EINPROGRESS):
+            return "no answer: no TCP answer from port %d within %d s" % (port, TCP_TIMEOUT)
+        return "no answer: TCP port %d: %s" % (port, os.strerror(code))
+
+    def underlay(self, own, peer, port=None):
+        """The verdict of one peer's underlay probe: TCP to PORT when given, else ICMP echo (and ARP)."""
+        if port:
+            return self.tcp(own, peer, port)
         rc, out, err = self.run([self.ip, "route", "get", peer, "from", own])
         route = clean_route(out or err)
         dev = route_device(route) if rc == 0 else None
@@ -205,6 +240,7 @@ class Prober(object):
                 out[peer["name"]]["underlay"] = ("answered: through the tunnel %s (the peer's tunnel address %s answered, so "
                                                  "the underlay carries GRE both ways)" % (peer["tunnel"], peer["tunnel_peer_address"]))
         probed = [peer for peer in peers if underlay and own and peer.get("underlay_ip") and out[peer["name"]]["underlay"] is None]
-        for peer, verdict in zip(probed, _in_parallel([lambda p=peer: self.underlay(own, p["underlay_ip"]) for peer in probed])):
+        for peer, verdict in zip(probed, _in_parallel([lambda p=peer: self.underlay(own, p["underlay_ip"], p.get("port"))
+                                                       for peer in probed])):
             out[peer["name"]]["underlay"] = verdict
         return out

@@ -31,10 +31,21 @@ options:
     type: str
     required: true
   state:
-    description: V(present) configures and loads; V(absent) removes the file, the connection, its secret and SAs.
+    description:
+      - V(present) configures and loads; V(absent) removes the file, the connection, its secret and SAs.
+      - V(established) changes nothing and waits (up to 30 seconds) until the connection's CHILD SA is installed,
+        starting it when O(initiate) is true and none is up; it fails, with the SAs' states, when none is. Run it on
+        both routers of a pair once both have loaded their configuration (O(state=present)).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, established]
     default: present
+  initiate:
+    description:
+      - With O(state=established), start the CHILD SA while none is up (C(swanctl --initiate)), or only wait for the
+        peer to start it. One router of a pair initiates, so that both do not start SAs at once.
+    type: bool
+    default: true
+    version_added: 0.4.0
   local:
     description: This router's underlay address (IPv4), the tunnel's local end; required with O(state=present).
     type: str
@@ -86,6 +97,12 @@ EXAMPLES = r"""
   overlay.gre.ipsec_peer:
     tunnel: gre-router_b
     state: absent
+
+- name: Once both routers loaded it, wait for the SAs (router_a starts them, router_b waits)
+  overlay.gre.ipsec_peer:
+    tunnel: gre-router_b
+    state: established
+    initiate: true
 """
 
 RETURN = r"""
@@ -108,6 +125,11 @@ sas:
   returned: always
   type: dict
   sample: {"ike": "ESTABLISHED", "children": ["INSTALLED"]}
+established:
+  description: With O(state=established), whether the CHILD SA is installed.
+  returned: when O(state=established)
+  type: bool
+  version_added: 0.4.0
 replay:
   description:
     - Shell commands that load charon's configuration again at boot (once charon runs, it loads it by itself too).
@@ -118,12 +140,13 @@ replay:
 
 import os
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.overlay.gre.plugins.module_utils import _lock
 from ansible_collections.overlay.gre.plugins.module_utils._ipsec import (
-    CONF_MODE, IpsecInputError, config_text, conf_path, conn_name, established_sas, loaded_conns,
+    CONF_MODE, IpsecInputError, bring_up, config_text, conf_path, conn_name, established_sas, loaded_conns,
     redact_text, validate)
 
 HEADER = "Ansible managed (overlay.gre.ipsec_peer): GRE over IPsec for tunnel %s.\nOnly root may read this file: it holds the pre-shared key."
@@ -182,11 +205,39 @@ def write_file(path, content):
         raise IpsecInputError("could not write %s: %s" % (path, exc.strerror or exc))
 
 
+def established(module, swanctl):
+    """state=established: wait for the CHILD SA (without the router's lock: it only reads and starts SAs)."""
+    try:
+        opts = validate(module.params)
+    except IpsecInputError as exc:
+        module.fail_json(msg=str(exc))
+    name = conn_name(opts["tunnel"])
+
+    def list_sas():
+        rc, out, _err = swanctl.run("--list-sas", "--ike", name)
+        return out if rc == 0 else ""
+
+    def initiate():
+        swanctl.run("--initiate", "--child", name, "--timeout", "15")
+
+    if module.check_mode:  # reads only: whether it is up now
+        sas = established_sas(list_sas(), name)
+        installed = "INSTALLED" in sas["children"]
+    else:
+        installed, sas = bring_up(list_sas, initiate, name, module.params["initiate"], time.sleep)
+    if not installed and not module.check_mode:
+        module.fail_json(msg="no IPsec CHILD SA of %s after 30 s (IKE SA: %s; CHILD SAs: %s)"
+                         % (name, sas["ike"] or "none", ", ".join(sas["children"]) or "none"),
+                         connection=name, sas=sas, established=False)
+    module.exit_json(changed=False, connection=name, sas=sas, established=installed)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             tunnel=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "established"], default="present"),
+            initiate=dict(type="bool", default=True),
             local=dict(type="str"),
             remote=dict(type="str"),
             psk=dict(type="str", no_log=True),
@@ -199,6 +250,8 @@ def main():
         supports_check_mode=True,
     )
     swanctl = Swanctl(module)
+    if module.params["state"] == "established":
+        established(module, swanctl)
     with _lock.router_lock(module, "overlay.gre.ipsec_peer"):
         try:
             opts = validate(module.params)

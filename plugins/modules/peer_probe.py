@@ -46,6 +46,13 @@ options:
       tunnel_peer_address:
         description: The peer's address inside the tunnel.
         type: str
+      port:
+        description:
+          - A TCP port of the peer's underlay address to probe instead of ICMP echo and ARP, for underlays that drop
+            ICMP (cloud security groups), such as SSH's 22. A connection, or a refusal (the peer's kernel answered with
+            a reset), is an answer; no answer within 2 seconds is none.
+        type: int
+        version_added: 0.4.0
   probe_underlay:
     description: Probe the peers' underlay addresses.
     type: bool
@@ -148,6 +155,7 @@ def main():
                 underlay_ip=dict(type="str"),
                 tunnel=dict(type="str"),
                 tunnel_peer_address=dict(type="str"),
+                port=dict(type="int"),
             )),
             probe_underlay=dict(type="bool", default=True),
             probe_tunnels=dict(type="bool", default=True),

@@ -12,6 +12,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from support.lab import ROOT, howto_inventory, ip_json, run_playbook, sh
 
@@ -59,3 +60,58 @@ def test_bad_inventory_fails_before_any_change(howto_topology, tmp_path, case):
     # no task after the check ran on any router, and the kernel state is as it was
     assert not [r for r in run.results if r["task"].startswith(("Bring up", "Enable IP", "Accept GRE", "Masquerade"))]
     assert _state(howto_topology) == before
+
+
+def test_play_variables_and_role_parameters_count_on_both_ends(howto_topology, tmp_path):
+    """Settings given by the play (vars:) or as role parameters reach each router's own run, not its peer's hostvars:
+    both ends are compared through what each router's run sees, so a playbook that sets them for both agrees with
+    itself (before 0.4.0: "gre_router_key is 77 on router_a but 42 on its peer router_b"). Check mode: nothing changes."""
+    inventory = howto_inventory(tmp_path, howto_topology)
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "GRE routers, some settings from the play",
+        "hosts": "gre_routers",
+        "gather_facts": False,
+        "vars": {"gre_router_key": 77},
+        "roles": [{"role": "overlay.gre.gre_router", "gre_router_tunnel_cidr": "192.168.9.0/30"}],
+    }]))
+    before = _state(howto_topology)
+    run = run_playbook(str(play), inventory, check=True, diff=True)
+    assert run.returncode == 0, run.output
+    assert "both ends" not in run.output and "on its peer" not in run.output, run.output
+    views = {}
+    for result in run.results:
+        if result["action"] == "overlay.gre.gre_tunnel":
+            views[result["host"]] = result["result"]["tunnels"]
+    assert sorted(views) == ["router_a", "router_b"], run.output
+    for host, tunnels in views.items():
+        assert [(str(t["ikey"]), str(t["okey"])) for t in tunnels] == [("77", "77")], (host, tunnels)
+        assert "192.168.9." in json.dumps(tunnels), (host, tunnels)
+    assert _state(howto_topology) == before
+
+
+def test_the_underlay_check_can_probe_a_tcp_port_instead_of_icmp(howto_topology, tmp_path):
+    """gre_router_preflight_port: the check before the change probes a TCP port of the peer's underlay address, for
+    underlays that drop ICMP. A reset (nothing listens on the port) is an answer; a port whose packets are dropped is
+    none, and the pair is held before any change. Check mode: nothing changes."""
+    topo = howto_topology
+    inventory = howto_inventory(tmp_path, topo, {"router_a": {"gre_router_preflight_port": 22},
+                                                 "router_b": {"gre_router_preflight_port": 22}})
+    site = os.path.join(ROOT, "playbooks", "site.yml")
+    for router in ("router_a", "router_b"):  # ICMP dropped both ways: only the TCP probe can answer
+        sh(topo.ns(router), "iptables -I INPUT -p icmp -j DROP")
+    before = _state(topo)
+    run = run_playbook(site, inventory, check=True)
+    assert run.returncode == 0, run.output
+    said = " ".join(str(r["result"].get("msg")) for r in run.results if "Stop unless each pair's underlay" in r["task"])
+    assert "router_a (172.19.1.1) -> router_b (172.19.1.2): answered: TCP port 22 (refused: the peer's kernel answered" \
+        in said, said
+    assert _state(topo) == before
+    sh(topo.ns("router_b"), "iptables -I INPUT -p tcp --dport 22 -j DROP")
+    before = _state(topo)
+    held = run_playbook(site, inventory, check=True)
+    assert held.returncode != 0
+    said = " ".join(str(r["result"].get("msg")) for r in held.results if r["status"] == "failed")
+    assert ("router_a -> 172.19.1.2: no answer: no TCP answer from port 22 within 2 s. router_b -> 172.19.1.1: answered: "
+            "TCP port 22 (refused") in said, said
+    assert _state(topo) == before

@@ -273,6 +273,27 @@ def tcp_transfer(lab, source, target, address, size):
     return received, (client.stderr.strip() + " " + err.strip()).strip()
 
 
+# The how-to's two sites: each LAN host, the other one, and the address it reaches there.
+CROSSINGS = (("host_a", "host_b", "20.10.1.10"), ("host_b", "host_a", "10.10.1.10"))
+NO_PMTU = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-m", "comment", "--comment", "lab: no PMTU", "-j", "DROP"]
+
+
+def assert_tcp_crosses_without_pmtu_discovery(lab, size=1 << 20):
+    """With ICMP "fragmentation needed" dropped on both routers (as by many firewalls on the way), SIZE bytes of TCP
+    cross the tunnel both ways: only the tunnel's MSS clamping keeps the segments within its MTU."""
+    for router in ROUTERS:
+        for chain in ("OUTPUT", "FORWARD"):
+            lab.run(router, ["iptables", "-I", chain] + NO_PMTU, check=True)
+    try:
+        for source, target, address in CROSSINGS:
+            received, failure = tcp_transfer(lab, source, target, address, size)
+            assert received == size, "%s -> %s: %d bytes of %d received (%s)" % (source, target, received, size, failure)
+    finally:
+        for router in ROUTERS:
+            for chain in ("OUTPUT", "FORWARD"):
+                lab.run(router, ["iptables", "-D", chain] + NO_PMTU, check=True)
+
+
 # Only reached when something is broken: what a test waits for that does not come within this long fails it.
 WAIT_LIMIT = 60
 

@@ -8,7 +8,7 @@ import os
 
 import yaml
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import DEFAULTS, PREFIX, default_tunnel_name, plan
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import DEFAULTS, PREFIX, PublishedVars, default_tunnel_name, plan
 from support.pairs import howto
 
 
@@ -144,6 +144,22 @@ def test_absent_removes_every_tunnel_of_the_plan_by_name():
     broken = howto(a__key=1, b__key=2)
     result = plan("router_a", broken["router_a"], broken)
     assert result["errors"] and result["absent"] == {"firewall": [], "tunnels": []}
+
+
+def test_peers_are_compared_through_the_settings_they_published():
+    """A key given by the play (or a role parameter) is in each router's own settings, not in its peer's hostvars:
+    compared through what each router published, both ends agree."""
+    hv = howto()
+    published = dict((name, dict(hv[name], gre_router_key=77)) for name in ("router_a", "router_b"))
+    seen = dict((name, dict(hv[name], _published=published[name])) for name in hv)
+    errors = plan("router_a", published["router_a"], seen)["errors"]
+    assert any("gre_router_key is 77 on router_a but None on its peer router_b" in e for e in errors), errors
+    result = plan("router_a", published["router_a"], PublishedVars(seen, "_published"))
+    assert result["errors"] == [] and result["pairs"][0]["tunnel"]["key"] == 77
+    # a peer that published nothing (outside the play) is read from its hostvars
+    unpublished = dict(seen, router_b=hv["router_b"])
+    errors = plan("router_a", published["router_a"], PublishedVars(unpublished, "_published"))["errors"]
+    assert any("gre_router_key is 77 on router_a but None on its peer router_b" in e for e in errors), errors
 
 
 def test_role_readme_is_in_step_with_the_argument_specs():

@@ -284,3 +284,41 @@ def test_verdicts_name_the_pair_and_where_to_look():
     assert "Look at: the underlay between 172.19.0.1 and 172.19.0.2" in out[1]["text"]
     out = verdicts(pairs[:1], "r1", own, {"r2": {"peers": {"r1": {"tunnel": "no answer"}}}})
     assert out[0]["ok"] is False and "from r2 to 10.255.0.1: no answer" in out[0]["text"]
+
+
+def test_whether_the_pair_changed_and_whether_every_tunnel_answered():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import pair_changed, pairs_answered
+    hostvars = {"r1": {"tunnel": {"changed": False}, "files": {"skipped": True, "changed": False}},
+                "r2": {"tunnel": {"changed": False}, "files": {"changed": True}}}
+    assert pair_changed(["r1"], hostvars, ["tunnel", "files", "never_registered"]) is False
+    assert pair_changed(["r1", "r2"], hostvars, ["tunnel", "files"]) is True
+    assert pair_changed(["r1", "r2"], hostvars, ["tunnel"]) is False
+    assert pair_changed(["gone"], hostvars, ["tunnel"]) is False
+    pairs = [_pair("r2"), _pair("r3")]
+    assert pairs_answered(pairs, {"r2": {"tunnel": "answered"}, "r3": {"tunnel": "answered"}}) is True
+    assert pairs_answered(pairs, {"r2": {"tunnel": "answered"}, "r3": {"tunnel": "no answer"}}) is False
+    assert pairs_answered(pairs, {"r2": {"tunnel": "answered"}}) is False
+    assert pairs_answered([], {}) is True
+
+
+def test_what_each_module_gets_from_one_run():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import run_args
+
+    def pair(peer, ipsec=False, keepalive=False):
+        out = _pair(peer)
+        out.update(ipsec={"mtu": 1442} if ipsec else None, keepalive={"period": 10} if keepalive else None,
+                   tunnel_options={"name": "gre-" + peer, "mtu": 1442 if ipsec else None},
+                   tunnel_options_plain={"name": "gre-" + peer, "mtu": 1476},
+                   firewall_options={"tunnel": "gre-" + peer}, nat_rules=[{"out_interface": "gre-" + peer}])
+        return out
+    pairs = [pair("r2", ipsec=True), pair("r3", keepalive=True), pair("r4")]
+    # r3's IPsec was turned off, r5's pair is held (its IPsec stays), r6 left the list
+    probe = {"ipsec": ["gre-r2", "gre-r3", "gre-r5", "gre-r6"]}
+    args = run_args(pairs, ["gre-r5"], probe, "present", False)
+    assert args["ipsec_gone"] == ["gre-r3", "gre-r6"]
+    assert [p["peer"] for p in args["ipsec_pairs"]] == ["r2"] and [p["peer"] for p in args["sending"]] == ["r3"]
+    assert args["tunnels"] == [{"name": "gre-r2", "mtu": 1442}, {"name": "gre-r4", "mtu": None}, {"name": "gre-r3", "mtu": 1476}]
+    assert args["firewall"] == [{"tunnel": "gre-r2"}, {"tunnel": "gre-r3"}, {"tunnel": "gre-r4"}] and args["nat_rules"] == []
+    assert run_args(pairs, [], probe, "present", True)["nat_rules"] == [{"out_interface": "gre-r%d" % n} for n in (2, 3, 4)]
+    absent = run_args(pairs, [], probe, "absent", False)
+    assert absent["ipsec_pairs"] == [] and absent["ipsec_gone"] == probe["ipsec"]

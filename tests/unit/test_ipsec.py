@@ -263,3 +263,55 @@ def test_every_pair_of_a_mesh_is_protected_and_a_peer_outside_the_inventory_foll
     hv["r3"]["gre_router_ipsec"] = False
     errors = router_plan("r1", hv["r1"], hv)["errors"]
     assert any(e.startswith("r1: gre_router_ipsec is True on r1 but False on its peer r3") for e in errors), errors
+
+
+SAS_UP = """overlay-gre-gre-b: #1, ESTABLISHED, IKEv2, 1122334455667788_i* 99aabbccddeeff00_r
+  overlay-gre-gre-b: #1, reqid 1, INSTALLED, TRANSPORT, ESP:AES_GCM_16-256
+"""
+
+
+def test_bring_up_initiates_every_twenty_polls_until_the_child_sa_is_installed():
+    outputs = iter([""] * 45 + [SAS_UP])
+    started, slept = [], []
+    installed, sas = _ipsec.bring_up(lambda: next(outputs), lambda: started.append(True), "overlay-gre-gre-b", True,
+                                     slept.append)
+    assert installed and sas == {"ike": "ESTABLISHED", "children": ["INSTALLED"]}
+    assert len(started) == 3 and len(slept) == 45  # at polls 0, 20 and 40
+
+
+def test_bring_up_waits_for_the_peer_without_initiating_and_gives_up():
+    started, slept = [], []
+    installed, sas = _ipsec.bring_up(lambda: "", lambda: started.append(True), "overlay-gre-gre-b", False, slept.append,
+                                     tries=60, interval=0.5)
+    assert not installed and sas == {"ike": None, "children": []}
+    assert started == [] and slept == [0.5] * 60  # 30 s
+
+
+def test_established_needs_only_the_tunnel():
+    assert _ipsec.validate({"tunnel": "gre-b", "state": "established"}) == {
+        "tunnel": "gre-b", "state": "established", "conf_dir": _ipsec.CONF_DIR}
+
+
+WANTED = ["charon-systemd", "strongswan-swanctl", "libstrongswan-standard-plugins"]
+
+
+def test_packages_missing_are_installed_and_strongswan_starter_stops_the_run():
+    read = {"rc": 1, "stdout": "charon-systemd installed\nstrongswan-swanctl not-installed\n", "stderr": "no packages found"}
+    assert _ipsec.packages_state(read, WANTED) == {"missing": ["strongswan-swanctl", "libstrongswan-standard-plugins"],
+                                                   "problem": ""}
+    every = {"rc": 0, "stdout": "".join("%s installed\n" % name for name in WANTED)}
+    assert _ipsec.packages_state(every, WANTED) == {"missing": [], "problem": ""}
+    starter = dict(every, stdout=every["stdout"] + "strongswan-starter installed\n")
+    state = _ipsec.packages_state(starter, WANTED)
+    assert state["problem"].startswith("gre_router_ipsec runs strongSwan's charon-systemd (strongswan.service), but "
+                                       "strongswan-starter is installed")
+    assert "apt purge strongswan-starter" in state["problem"]
+    # removed but not purged: not in the way
+    assert _ipsec.packages_state(dict(every, stdout=every["stdout"] + "strongswan-starter config-files\n"), WANTED)["problem"] == ""
+
+
+def test_no_dpkg_is_a_problem_and_a_skipped_read_is_none():
+    state = _ipsec.packages_state({"rc": 2, "failed": True, "msg": "[Errno 2] No such file or directory: b'dpkg-query'"}, WANTED)
+    assert "this router has no dpkg (not Debian or Ubuntu)" in state["problem"]
+    assert _ipsec.packages_state({"skipped": True}, WANTED) == {"missing": [], "problem": ""}
+    assert _ipsec.packages_state({}, WANTED) == {"missing": [], "problem": ""}

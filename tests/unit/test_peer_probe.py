@@ -149,3 +149,51 @@ def test_bad_input_is_named(peers, message):
     with pytest.raises(pp.ProbeInputError) as exc:
         pp.validate({"peers": peers})
     assert str(exc.value).startswith(message)
+
+
+def test_a_tcp_probe_counts_a_connection_or_a_reset_as_an_answer():
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    prober = pp.Prober(lambda argv: (1, "", ""))
+    try:
+        assert prober.underlay("127.0.0.1", "127.0.0.1", port) == "answered: TCP port %d (connected)" % port
+    finally:
+        listener.close()
+    # nothing listens there any more: the kernel answers with a reset
+    assert prober.underlay("127.0.0.1", "127.0.0.1", port) == (
+        "answered: TCP port %d (refused: the peer's kernel answered with a reset)" % port)
+
+
+def test_a_tcp_probe_without_an_answer(monkeypatch):
+    import errno
+    import socket
+
+    class Silent(object):
+        def __init__(self, *args):
+            pass
+
+        def settimeout(self, seconds):
+            pass
+
+        def bind(self, address):
+            pass
+
+        def connect_ex(self, address):
+            raise socket.timeout()
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(pp.socket, "socket", Silent)
+    prober = pp.Prober(lambda argv: (1, "", ""))
+    assert prober.underlay("172.19.0.1", "172.19.0.2", 22) == "no answer: no TCP answer from port 22 within 2 s"
+    Silent.connect_ex = lambda self, address: errno.EHOSTUNREACH
+    assert prober.underlay("172.19.0.1", "172.19.0.2", 22) == "no answer: TCP port 22: No route to host"
+
+
+def test_a_port_that_is_not_one_is_named():
+    with pytest.raises(pp.ProbeInputError, match=r"peers\[0\].port: 0 is not a TCP port"):
+        pp.validate({"peers": [{"name": "s2", "port": 0}]})

@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from support.vmlab import (ROUTERS, Capture, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, playbook,
-                           reboot_routers, recap, tcp_transfer, units_of_ours, wait_for)
+from support.vmlab import (ROUTERS, Capture, assert_tcp_crosses_without_pmtu_discovery, boot_sites, converged, kernel_state,
+                           lab_name, no_failed_unit, ping, playbook, reboot_routers, recap, units_of_ours, wait_for)
 
 pytestmark = pytest.mark.vm
 
@@ -112,18 +112,7 @@ def test_converge_joins_the_sites_through_the_tunnel(lab):
 def test_large_tcp_transfers_cross_with_pmtu_discovery_broken(lab):
     """With ICMP "fragmentation needed" dropped on the routers (as by many firewalls on the way), only the tunnel's MSS
     clamping keeps 1500-byte TCP segments out of the tunnel, whose MTU is smaller: 1 MiB crosses both ways."""
-    drop = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-m", "comment", "--comment", "lab: no PMTU", "-j", "DROP"]
-    for router in ROUTERS:
-        for chain in ("OUTPUT", "FORWARD"):
-            lab.run(router, ["iptables", "-I", chain] + drop, check=True)
-    try:
-        for source, target, address in (("host_a", "host_b", "20.10.1.10"), ("host_b", "host_a", "10.10.1.10")):
-            received, failure = tcp_transfer(lab, source, target, address, 1 << 20)
-            assert received == 1 << 20, "%s -> %s: %d bytes of 1 MiB received (%s)" % (source, target, received, failure)
-    finally:
-        for router in ROUTERS:
-            for chain in ("OUTPUT", "FORWARD"):
-                lab.run(router, ["iptables", "-D", chain] + drop, check=True)
+    assert_tcp_crosses_without_pmtu_discovery(lab)
 
 
 def test_a_second_run_changes_nothing(lab):

@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from support.vmlab import (ROUTERS, boot_sites, converged, kernel_state, lab_name, no_failed_unit, ping, recap,
-                           reboot_routers, tcp_transfer, wait_for)
+from support.vmlab import (ROUTERS, assert_tcp_crosses_without_pmtu_discovery, boot_sites, converged, kernel_state,
+                           lab_name, no_failed_unit, ping, recap, reboot_routers, wait_for)
 from support.vmlab import playbook as run_playbook
 from support import vmlab
 from ansible_collections.overlay.gre.plugins.module_utils._ipsec import tunnel_mtu
@@ -141,18 +141,7 @@ def test_the_tunnel_mtu_follows_the_underlay(lab):
         converged(playbook(lab), changed=False)
         assert tunnel_mtus(lab) == {"router_a": narrow, "router_b": narrow}
         # and TCP fits through it with ICMP "fragmentation needed" dropped on both routers
-        drop = ["-p", "icmp", "--icmp-type", "fragmentation-needed", "-m", "comment", "--comment", "lab: no PMTU", "-j", "DROP"]
-        for router in ROUTERS:
-            for chain in ("OUTPUT", "FORWARD"):
-                lab.run(router, ["iptables", "-I", chain] + drop, check=True)
-        try:
-            for source, target, address in (("host_a", "host_b", "20.10.1.10"), ("host_b", "host_a", "10.10.1.10")):
-                received, failure = tcp_transfer(lab, source, target, address, 1 << 20)
-                assert received == 1 << 20, "%s -> %s: %d bytes of 1 MiB received (%s)" % (source, target, received, failure)
-        finally:
-            for router in ROUTERS:
-                for chain in ("OUTPUT", "FORWARD"):
-                    lab.run(router, ["iptables", "-D", chain] + drop, check=True)
+        assert_tcp_crosses_without_pmtu_discovery(lab)
     finally:
         set_underlay_mtu(lab, 1500)
     converged(playbook(lab), changed=True)

@@ -1,8 +1,8 @@
 # Copyright (c) 2026, overlay.gre contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A transit hub with twenty spokes on a real router (lab/topologies/large-hub.yml): its boot data is larger than
+"""A transit hub with thirty spokes on a real router (lab/topologies/large-hub.yml): its boot data is larger than
 one command line may be (Linux refuses one argument over 128 KiB: "Argument list too long"), and still the run
-converges, a second run changes nothing, and a real reboot brings the twenty tunnels back.
+converges, a second run changes nothing, and a real reboot brings the thirty tunnels back.
 
 The spokes are routers outside the inventory (mappings in the hub's gre_router_peers, named remoteN: the lab's
 inventory lists its light hosts spokeN) that answer on the underlay.
@@ -18,7 +18,7 @@ from support.vmlab import boot_sites, converged, kernel_state, lab_name, no_fail
 pytestmark = pytest.mark.vm
 
 LAB = lab_name("large-hub")
-SPOKES = range(2, 22)
+SPOKES = range(2, 32)
 HUB = {
     "gre_router_site_id": 1,
     "gre_router_underlay_ip": "172.19.0.1",
