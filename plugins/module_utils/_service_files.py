@@ -217,9 +217,11 @@ def _commands(steps):
         if action not in ("start", "restart"):
             return "systemctl %s %s" % (action, quoted)
         # A run asks for it to run: a unit that failed before (its start limit hit) gets a new chance; one that does
-        # not start fails the run with the reason, the end of its log.
+        # not start fails the run with the reason, the end of its log. journald reads a program's output after the
+        # program has gone: --sync waits until it has written what it has been sent (a traceback, say) before the read.
         return ("systemctl reset-failed %s 2>/dev/null || true\n"
-                "systemctl %s %s || { journalctl -u %s -n 12 --no-pager -o cat >&2 || true; echo %s >&2; exit 1; }"
+                "systemctl %s %s || { journalctl --sync 2>/dev/null || true; "
+                "journalctl -u %s -n 20 --no-pager -o cat >&2 || true; echo %s >&2; exit 1; }"
                 % (quoted, action, quoted, quoted, shlex.quote("%s did not %s; the end of its log is above (journalctl -u %s)"
                                                                % (name, action, name))))
 

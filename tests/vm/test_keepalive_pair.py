@@ -131,7 +131,7 @@ def test_a_sender_that_cannot_run_fails_the_run_and_ends_failed(lab):
         assert len(units) == 1, units
         unit = units[0]
         assert "%s did not restart" % unit in proc.stdout, proc.stdout[-4000:]
-        assert "nosuchmodule" in proc.stdout  # the reason, from its log
+        assert "nosuchmodule" in proc.stdout, proc.stdout[-4000:]  # the reason, from its log
         wait_for("%s ends failed" % unit, lambda: senders(lab, "router_a")[unit]["ActiveState"] == "failed")
     finally:
         lab.run("router_a", ["sh", "-c", "rm -r %s && systemctl daemon-reload" % dropin], check=True)
