@@ -560,9 +560,10 @@ class _Pair(object):
                 self.errors.items.append(message)
         if None in (my_underlay, peer_underlay, mine, theirs) or ipsec_errors:
             return
-        port = read_port(self.errors, me.name, entry.label("preflight_port") if entry.value("preflight_port") is not None
-                         else PREFIX + "preflight_port",
-                         entry.value("preflight_port") if entry.value("preflight_port") is not None else me.get("preflight_port"))
+        # the pair's own preflight_port, else the router's gre_router_preflight_port
+        own_port = entry.value("preflight_port") is not None
+        port = read_port(self.errors, me.name, entry.label("preflight_port") if own_port else PREFIX + "preflight_port",
+                         entry.value("preflight_port") if own_port else me.get("preflight_port"))
         tunnel_net = ipaddress.ip_interface("%s/%d" % (mine, prefixlen)).network if prefixlen is not None else network
         if prefixlen is not None:
             address = {"address": "%s/%d" % (mine, prefixlen)}
@@ -726,34 +727,32 @@ class RouterPlan(object):
         return out
 
 
-def read_underlay_mtu(errors, host, value):
-    """gre_router_underlay_mtu: None, or a whole number of bytes from 576 to 65535."""
-    if value is None or value == "":
+def _read_number(errors, host, label, value, low, high, what):
+    """VALUE as a whole number from LOW to HIGH, or None when it is not set (None, "", false); anything else goes to
+    ERRORS as "has VALUE, which is not WHAT"."""
+    if value is None or value == "" or value is False:
         return None
     try:
-        mtu = int(str(value), 10) if not isinstance(value, bool) else None
+        number = int(str(value), 10) if not isinstance(value, bool) else None
     except ValueError:
-        mtu = None
-    if mtu is None or not 576 <= mtu <= 65535:
-        errors.add(host, PREFIX + "underlay_mtu", "has %r, which is not an MTU (a whole number of bytes from 576 to 65535: "
-                   "the largest packet the path between the two underlay addresses carries)" % (value,))
+        number = None
+    if number is None or not low <= number <= high:
+        errors.add(host, label, "has %r, which is not %s" % (value, what))
         return None
-    return mtu
+    return number
+
+
+def read_underlay_mtu(errors, host, value):
+    """gre_router_underlay_mtu: None, or a whole number of bytes from 576 to 65535."""
+    return _read_number(errors, host, PREFIX + "underlay_mtu", value, 576, 65535,
+                        "an MTU (a whole number of bytes from 576 to 65535: the largest packet the path between the two "
+                        "underlay addresses carries)")
 
 
 def read_port(errors, host, label, value):
     """A TCP port for the underlay check (gre_router_preflight_port, or a peer entry's preflight_port): None (ICMP echo
     and ARP), or a whole number from 1 to 65535."""
-    if value is None or value == "" or value is False:
-        return None
-    try:
-        port = int(str(value), 10) if not isinstance(value, bool) else None
-    except ValueError:
-        port = None
-    if port is None or not 1 <= port <= 65535:
-        errors.add(host, label, "has %r, which is not a TCP port (a whole number from 1 to 65535, such as SSH's 22)" % (value,))
-        return None
-    return port
+    return _read_number(errors, host, label, value, 1, 65535, "a TCP port (a whole number from 1 to 65535, such as SSH's 22)")
 
 
 def plain_gre_mtu(underlay_mtu, key):
