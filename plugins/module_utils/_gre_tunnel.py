@@ -762,14 +762,48 @@ def check_against_kernel(wants, live, purged, paths):
 # --- the module -----------------------------------------------------------------------------------------------
 
 
+BATCH_FILE = re.compile(r"^overlay-gre-batch-(\d+)-[^/]*\.ip$")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, another user's
+        return True
+    return True
+
+
+def remove_stale_batches(folder):
+    """Remove the batch files in FOLDER of runs whose process is gone (killed before their own cleanup: SIGKILL, an
+    async timeout); the names of those removed. Each file's name holds its run's process id."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        match = BATCH_FILE.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 def run_ip_batch(module, argv, lines):
     """Run ``ip [ARGV...] -batch FILE`` on LINES, written whole to a file first; (rc, out, err) as run_command gives,
-    with the file's name shown as ``-`` (``Command failed -:N``).
+    with the file's name shown as ``-`` (``Command failed -:N``). The files that killed runs left go first.
 
     Not through ip's stdin: a module killed while writing a large batch into the pipe would leave ip to run a cut-off
     last line (``route add 20.1.0.0/1`` for ``route add 20.1.0.0/16 dev t1``). From a file, ip runs whole lines only.
     """
-    fd, path = tempfile.mkstemp(prefix="overlay-gre-batch-", suffix=".ip")
+    folder = tempfile.gettempdir()
+    remove_stale_batches(folder)
+    fd, path = tempfile.mkstemp(prefix="overlay-gre-batch-%d-" % os.getpid(), suffix=".ip", dir=folder)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")

@@ -23,12 +23,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
 from support import lab
 from support.lab import ip_json, sh
+from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import BATCH_FILE
 
 KILLS = 20
 
@@ -126,6 +128,20 @@ def killed_run(netns, module, args, delay, whole_group, env=None):
     return pid
 
 
+def stale_batch_files():
+    """The `ip -batch` files (run_ip_batch) in the temporary folder whose run's process is gone."""
+    folder = tempfile.gettempdir()
+    found = []
+    for name in os.listdir(folder):
+        match = BATCH_FILE.match(name)
+        if match:
+            try:
+                os.kill(int(match.group(1)), 0)
+            except ProcessLookupError:
+                found.append(name)
+    return found
+
+
 def clean_run(netns, module, args):
     started = time.monotonic()
     result = lab.run_module_direct(netns, module, args)
@@ -162,6 +178,8 @@ def exercise(netns, module, args, reset, snapshot, seed, shim=None):
         outcomes["untouched" if left == empty else "complete" if left == reference else "part-way"] += 1
         again, _duration = clean_run(netns, module, args)
         assert snapshot() == reference, "kill %d: the run after it did not converge to a clean run's state (%s)" % (number + 1, again)
+        # nor is the `ip -batch` file of a killed run left behind: the run after it removed it
+        assert stale_batch_files() == [], "kill %d" % (number + 1)
         third, _duration = clean_run(netns, module, args)
         assert third["changed"] is False, "kill %d: the second run after it still changed something: %s" % (number + 1, third)
     print("%s: %d kills over a %.2f s run: %s" % (module, KILLS, duration, json.dumps(outcomes)))

@@ -6,6 +6,8 @@ the kernel's side is in tests/kernel/test_gre_tunnel.py. The `ip -j` samples bel
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -230,3 +232,21 @@ def test_boot_link_holds_what_the_replay_runs_as_words():
     assert ["ip " + " ".join(words) for words in link["lines"]] == lines[1:]
     assert all(words[1] == "replace" for words in link["lines"] if words[0] in ("addr", "route"))
     assert any(words[0] == "addr" for words in link["lines"]) and any(words[0] == "route" for words in link["lines"])
+
+
+def test_batch_files_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path):
+    """A module killed before its cleanup (SIGKILL, an async timeout) leaves its `ip -batch` file; the next run
+    removes the files of runs whose process is gone, and no other file."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no process holds now
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        names = ["overlay-gre-batch-%d-abc.ip" % gone.pid, "overlay-gre-batch-%d-def.ip" % running.pid,
+                 "overlay-gre-batch-%d-own.ip" % os.getpid(), "overlay-gre-batch-old.ip", "unrelated-%d.ip" % gone.pid]
+        for name in names:
+            (tmp_path / name).write_text("link add x type dummy\n", encoding="utf-8")
+        assert g.remove_stale_batches(str(tmp_path)) == [names[0]]
+        assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(names[1:])
+    finally:
+        running.kill()
+        running.wait()
