@@ -879,6 +879,73 @@ def verdicts(pairs, me_name, own_probe, probes_by_peer):
     return out
 
 
+def play_errors(me_name, own_errors, hosts, hostvars, plan_var):
+    """Before any change, the inventory of every router of the play (HOSTS, each with its plan in PLAN_VAR): {'ok',
+    'msg'}. Any unsound one stops them all; this router's own errors first, else the others' (with their names)."""
+    others = []
+    for host in hosts or []:
+        plan_of = hostvars[host].get(plan_var) if host in hostvars else None
+        if host != me_name and isinstance(plan_of, Mapping):
+            others += list(plan_of.get("errors") or [])
+    if own_errors:
+        return {"ok": False, "msg": "; ".join(own_errors)}
+    if others:
+        return {"ok": False, "msg": "Stopped before any change: the inventory of another router of this play is not sound: "
+                                    + "; ".join(others)}
+    return {"ok": True, "msg": "%s: the inventory of every router of the play is sound" % me_name}
+
+
+def underlay_summary(pairs, me_name, probe_peers, probed):
+    """What this router's underlay probe found for each pair, in one line (PROBED false: the probe was off)."""
+    texts = []
+    for pair in pairs or []:
+        if probed:
+            found = ((probe_peers or {}).get(pair["peer"]) or {}).get("underlay") or "not probed"
+        else:
+            found = "not probed (gre_router_preflight is off, or gre_router_state is absent)"
+        texts.append("%s (%s) -> %s (%s): %s" % (me_name, pair["underlay_ip"], pair["peer"], pair["peer_underlay_ip"], found))
+    return "; ".join(texts)
+
+
+def ipsec_bring_up(load_results, me_name, hostvars, load_var):
+    """After overlay.gre.ipsec_peer loaded each protected pair's IPsec (LOAD_RESULTS: that loop's results, each with
+    its pair as `item`; the peers' under LOAD_VAR in HOSTVARS), the pairs whose SAs to bring up now: those where either
+    router changed its configuration. Each with `initiate`: the router whose name sorts first starts the SAs (always
+    this one towards a peer outside the inventory), the other waits for them; both loaded theirs in the same task."""
+    out = []
+    for result in load_results or []:
+        pair = (result or {}).get("item") or {}
+        if not pair or result.get("skipped") or result.get("failed"):
+            continue
+        peer = pair["peer"]
+        changed = bool(result.get("changed"))
+        if not changed and not pair.get("external") and peer in hostvars:
+            theirs = hostvars[peer].get(load_var) or {}
+            changed = any((r or {}).get("changed") and ((r or {}).get("item") or {}).get("peer") == me_name
+                          for r in theirs.get("results") or [])
+        if changed:
+            out.append({"tunnel": pair["tunnel"]["name"], "initiate": bool(me_name < peer or pair.get("external")),
+                        "peer": peer, "underlay_ip": pair["underlay_ip"], "peer_underlay_ip": pair["peer_underlay_ip"]})
+    return out
+
+
+def ipsec_verdict(up_results, me_name):
+    """Whether IKE brought up the SAs of every pair brought up (UP_RESULTS: the loop of overlay.gre.ipsec_peer with
+    state=established over ipsec_bring_up()): {'ran', 'ok', 'msg'}; 'ran' false when no pair was brought up."""
+    ran = [r for r in up_results or [] if r and not r.get("skipped")]
+    failed = [r for r in ran if r.get("established") is not True]
+    if not failed:
+        names = ", ".join(r.get("connection") or r["item"]["tunnel"] for r in ran) or "none (SAs unchanged)"
+        return {"ran": bool(ran), "ok": True, "msg": "%s: CHILD SAs installed for %s" % (me_name, names)}
+    texts = ["%s (%s) and %s (%s) did not bring up IPsec SAs for %s: %s."
+             % (me_name, r["item"]["underlay_ip"], r["item"]["peer"], r["item"]["peer_underlay_ip"], r["item"]["tunnel"],
+                r.get("msg") or "") for r in failed]
+    return {"ran": True, "ok": False,
+            "msg": " ".join(texts) + " Look at: charon's log on both routers (journalctl -u strongswan), IKE (UDP 500 and "
+                   "4500) and ESP between the two underlay addresses, and whether both routers hold the same "
+                   "gre_router_ipsec_psk and proposals."}
+
+
 def peer_results(pairs, hostvars, var):
     """{peer: its registered VAR} for each inventory peer of PAIRS that has one (the filters' view of the play)."""
     out = {}

@@ -212,9 +212,13 @@ def validate(params):
     return out
 
 
-def config_text(opts, header="", redact=False):
-    """The swanctl file of one tunnel: its connection (IKEv2, PSK, peers by underlay address, ESP transport for GRE
-    between the two addresses, trapped and started at load) and its secret, as base64 ('0s'), or REDACTED.
+# keys whose values swanctl sends to charon as lists (comma-separated in the file)
+LIST_KEYS = ("local_addrs", "remote_addrs", "proposals", "local_ts", "remote_ts", "esp_proposals")
+
+
+def connection(opts):
+    """The connection of one tunnel as swanctl.conf's section holds it (in order; sections as dicts): IKEv2, PSK, peers
+    by underlay address, ESP transport for GRE between the two addresses, trapped and started at load.
 
     Started at load, so a restarted charon brings its SAs back by itself; trapped, so GRE that finds no SA starts the
     negotiation. No close or DPD action: with one of trap, an SA that the peer closed while this router was unloading
@@ -222,50 +226,77 @@ def config_text(opts, header="", redact=False):
     name = conn_name(opts["tunnel"])
     local, remote = opts["local"], opts["remote"]
     rekey = opts["rekey_time"]
-    secret = REDACTED if redact else "0s" + base64.b64encode(opts["psk"].encode("utf-8")).decode("ascii")
+    return {
+        "version": "2",
+        "local_addrs": local,
+        "remote_addrs": remote,
+        "proposals": opts["ike_proposals"],
+        "rekey_time": "%ds" % (rekey * 4),
+        "dpd_delay": "10s",
+        "local": {"auth": "psk", "id": local},
+        "remote": {"auth": "psk", "id": remote},
+        "children": {name: {
+            "mode": "transport",
+            "local_ts": "%s/32[gre]" % local,
+            "remote_ts": "%s/32[gre]" % remote,
+            "esp_proposals": opts["esp_proposals"],
+            "rekey_time": "%ds" % rekey,
+            # trapped while loaded (a closed SA is made again by the next GRE packet), started at load; no close or
+            # DPD action of its own: those would trap again a connection that was just unloaded
+            "start_action": "trap|start",
+        }},
+    }
+
+
+def secret_id(name):
+    """The name of the secret of connection NAME: its section in the file, its id in charon."""
+    return "ike-" + name
+
+
+def _section_lines(section, depth):
     lines = []
-    if header:
-        lines += ["# " + line for line in header.splitlines()]
-    lines += [
-        "connections {",
-        "    %s {" % name,
-        "        version = 2",
-        "        local_addrs = %s" % local,
-        "        remote_addrs = %s" % remote,
-        "        proposals = %s" % opts["ike_proposals"],
-        "        rekey_time = %ds" % (rekey * 4),
-        "        dpd_delay = 10s",
-        "        local {",
-        "            auth = psk",
-        "            id = %s" % local,
-        "        }",
-        "        remote {",
-        "            auth = psk",
-        "            id = %s" % remote,
-        "        }",
-        "        children {",
-        "            %s {" % name,
-        "                mode = transport",
-        "                local_ts = %s/32[gre]" % local,
-        "                remote_ts = %s/32[gre]" % remote,
-        "                esp_proposals = %s" % opts["esp_proposals"],
-        "                rekey_time = %ds" % rekey,
-        # trapped while loaded (a closed SA is made again by the next GRE packet), started at load; no close or DPD
-        # action of its own: those would trap again a connection that was just unloaded
-        "                start_action = trap|start",
-        "            }",
-        "        }",
-        "    }",
-        "}",
-        "secrets {",
-        "    ike-%s {" % name,
-        "        id-local = %s" % local,
-        "        id-remote = %s" % remote,
-        "        secret = %s" % secret,
-        "    }",
-        "}",
-    ]
-    return "\n".join(lines) + "\n"
+    for key, value in section.items():
+        if isinstance(value, dict):
+            lines += ["    " * depth + "%s {" % key] + _section_lines(value, depth + 1) + ["    " * depth + "}"]
+        else:
+            lines.append("    " * depth + "%s = %s" % (key, value))
+    return lines
+
+
+def config_text(opts, header="", redact=False):
+    """The swanctl file of one tunnel: its connection (connection()) and its secret, as base64 ('0s'), or REDACTED."""
+    name = conn_name(opts["tunnel"])
+    secret = REDACTED if redact else "0s" + base64.b64encode(opts["psk"].encode("utf-8")).decode("ascii")
+    tree = {"connections": {name: connection(opts)},
+            "secrets": {secret_id(name): {"id-local": opts["local"], "id-remote": opts["remote"], "secret": secret}}}
+    lines = ["# " + line for line in header.splitlines()] if header else []
+    return "\n".join(lines + _section_lines(tree, 0)) + "\n"
+
+
+def _vici_section(section):
+    out = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out[key] = _vici_section(value)
+        elif key in LIST_KEYS:
+            out[key] = [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            out[key] = value
+    return out
+
+
+def vici_load(opts):
+    """[(command, message)] that load the tunnel's connection and its secret into charon over vici, as swanctl does
+    for the file's sections (the secret's id is its section's name, so that it can be unloaded alone)."""
+    name = conn_name(opts["tunnel"])
+    return [("load-conn", {name: _vici_section(connection(opts))}),
+            ("load-shared", {"id": secret_id(name), "type": "ike", "data": opts["psk"].encode("utf-8"),
+                             "owners": [opts["local"], opts["remote"]]})]
+
+
+def vici_unload(name):
+    """[(command, message)] that unload connection NAME and its secret (nothing else charon holds)."""
+    return [("unload-conn", {"name": name}), ("unload-shared", {"id": secret_id(name)})]
 
 
 def redact_text(text):
@@ -276,16 +307,6 @@ def redact_text(text):
 
 
 # --- what swanctl prints --------------------------------------------------------------------------------------
-
-def loaded_conns(list_conns_output):
-    """The connection names `swanctl --list-conns` printed (the lines 'NAME: IKEv2, ...')."""
-    names = []
-    for line in list_conns_output.splitlines():
-        match = re.match(r"^([^\s:]+): IKEv[12]", line)
-        if match:
-            names.append(match.group(1))
-    return names
-
 
 def established_sas(list_sas_output, name):
     """{'ike': 'ESTABLISHED'|state|None, 'children': [child states]} of NAME in `swanctl --list-sas` output."""

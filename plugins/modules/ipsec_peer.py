@@ -13,15 +13,18 @@ description:
   - Protects the GRE packets (IP protocol 47) between O(local) and O(remote) with ESP in transport mode, keyed by
     IKEv2 with a pre-shared key; the two peers are identified by these underlay addresses.
   - Writes one swanctl file per tunnel, C(/etc/swanctl/conf.d/overlay-gre-TUNNEL.conf) (mode C(0600), as it holds the
-    key), and loads it into the running charon with C(swanctl --load-all). The connection installs its policies when
+    key), for C(strongswan.service) to load when charon starts, and loads the same connection and secret into the
+    running charon over its control socket (vici, as swanctl does), by name; the connections and secrets that other
+    tools loaded stay as they are (C(swanctl --load-all) would unload them). The connection installs its policies when
     loaded and starts at once (C(start_action = trap|start)), so a reboot or a restart of charon brings the SAs back
     by itself; while no SA exists the policies hold GRE back instead of sending it in clear.
   - Reads the file and charon's loaded connections and SAs once, compares, and writes and loads only when the file
     differs or the connection is not loaded. A changed configuration also ends the current IKE SA, so that the new
     settings take effect at once.
-  - With O(state=absent) removes the file, unloads the connection and its secret, and ends its SAs.
-  - charon must run (C(strongswan.service) of Debian's C(charon-systemd)). swanctl finds charon's control socket as
-    C(strongswan.conf) says (C(swanctl.socket)).
+  - With O(state=absent) removes the file, unloads the connection and its secret (by name, nothing else), and ends its
+    SAs.
+  - charon must run (C(strongswan.service) of Debian's C(charon-systemd)) with its vici plugin on its default socket,
+    C(/var/run/charon.vici).
   - The diff shows the file with the pre-shared key replaced by C(<redacted>); the key is never returned.
 author:
   - overlay.gre contributors (@overlay-gre)
@@ -144,10 +147,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.overlay.gre.plugins.module_utils import _lock
+from ansible_collections.overlay.gre.plugins.module_utils import _lock, _vici
 from ansible_collections.overlay.gre.plugins.module_utils._ipsec import (
-    CONF_MODE, IpsecInputError, bring_up, config_text, conf_path, conn_name, established_sas, loaded_conns,
-    redact_text, validate)
+    CONF_MODE, IpsecInputError, bring_up, config_text, conf_path, conn_name, established_sas, redact_text, validate,
+    vici_load, vici_unload)
 
 HEADER = "Ansible managed (overlay.gre.ipsec_peer): GRE over IPsec for tunnel %s.\nOnly root may read this file: it holds the pre-shared key."
 
@@ -163,12 +166,14 @@ class Swanctl(object):
         return self.module.run_command([self.path] + list(args))
 
     def read(self, name):
-        """(charon reachable, error text, connection loaded, SA states)."""
-        rc, out, err = self.run("--list-conns")
-        if rc != 0:
-            return False, (err or out).strip(), False, {"ike": None, "children": []}
+        """(charon reachable, error text, connection loaded, SA states): the loaded connections' names over vici."""
+        try:
+            with _vici.Session() as session:
+                loaded = name in (session.request("get-conns").get("conns") or [])
+        except _vici.ViciError as exc:
+            return False, str(exc), False, {"ike": None, "children": []}
         rc_sas, sas_out, _err = self.run("--list-sas", "--ike", name)
-        return True, "", name in loaded_conns(out), established_sas(sas_out if rc_sas == 0 else "", name)
+        return True, "", loaded, established_sas(sas_out if rc_sas == 0 else "", name)
 
     def must(self, *args):
         rc, out, err = self.run(*args)
@@ -203,6 +208,20 @@ def write_file(path, content):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise IpsecInputError("could not write %s: %s" % (path, exc.strerror or exc))
+
+
+def load_or_unload(requests, must):
+    """Send REQUESTS ([(command, message)]) to charon over vici; with MUST, each has to succeed (an unload of what
+    charon does not hold answers "not found", which is what absent wants)."""
+    try:
+        with _vici.Session() as session:
+            for command, message in requests:
+                if must:
+                    session.must(command, message)
+                else:
+                    session.request(command, message)
+    except _vici.ViciError as exc:
+        raise IpsecInputError(str(exc))
 
 
 def established(module, swanctl):
@@ -278,7 +297,7 @@ def main():
                 elif before is not None:
                     os.unlink(path)
                 if load:
-                    swanctl.must("--load-all", "--noprompt")
+                    load_or_unload(vici_load(opts) if present else vici_unload(name), present)
                 if end_sas:  # the old settings' SAs: trap|start and the peer bring up new ones
                     swanctl.run("--terminate", "--ike", name, "--force", "--timeout", "5")
                 if reachable:

@@ -322,3 +322,56 @@ def test_what_each_module_gets_from_one_run():
     assert run_args(pairs, [], probe, "present", True)["nat_rules"] == [{"out_interface": "gre-r%d" % n} for n in (2, 3, 4)]
     absent = run_args(pairs, [], probe, "absent", False)
     assert absent["ipsec_pairs"] == [] and absent["ipsec_gone"] == probe["ipsec"]
+
+
+def test_one_unsound_inventory_in_the_play_stops_every_router_with_its_errors():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import play_errors
+    hostvars = {"r1": {"plan": {"errors": []}}, "r2": {"plan": {"errors": ["r2: gre_router_site_id: 'x' is not a number"]}},
+                "r3": {}}
+    assert play_errors("r1", [], ["r1", "r3"], hostvars, "plan") == {
+        "ok": True, "msg": "r1: the inventory of every router of the play is sound"}
+    out = play_errors("r1", [], ["r1", "r2", "r3"], hostvars, "plan")
+    assert out == {"ok": False, "msg": "Stopped before any change: the inventory of another router of this play is not "
+                                       "sound: r2: gre_router_site_id: 'x' is not a number"}
+    own = ["r2: gre_router_site_id: 'x' is not a number", "r2: gre_router_lans: 'y' is not a network"]
+    assert play_errors("r2", own, ["r1", "r2"], hostvars, "plan") == {"ok": False, "msg": "; ".join(own)}
+
+
+def test_the_underlay_summary_gives_each_pairs_probe():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import underlay_summary
+    pairs = [_pair("r2"), _pair("r3")]
+    peers = {"r2": {"underlay": "answered: ICMP echo"}, "r3": {"underlay": ""}}
+    expected = "r1 (172.19.0.1) -> r2 (172.19.0.2): answered: ICMP echo; r1 (172.19.0.1) -> r3 (172.19.0.2): not probed"
+    assert underlay_summary(pairs, "r1", peers, True) == expected
+    assert underlay_summary(pairs[:1], "r1", peers, False) == (
+        "r1 (172.19.0.1) -> r2 (172.19.0.2): not probed (gre_router_preflight is off, or gre_router_state is absent)")
+    assert underlay_summary([], "r1", peers, True) == ""
+
+
+def test_ipsec_comes_up_where_either_router_changed_and_the_first_name_initiates():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import ipsec_bring_up
+    r2, r3, r0, cisco = _pair("r2"), _pair("r3"), _pair("r0"), _pair("cisco", external=True)
+    mine = [{"item": r2, "changed": False}, {"item": r3, "changed": True}, {"item": r0, "changed": False},
+            {"item": cisco, "changed": True}]
+    hostvars = {"r2": {"loaded": {"results": [{"item": {"peer": "r1"}, "changed": True}]}},
+                "r0": {"loaded": {"results": [{"item": {"peer": "r9"}, "changed": True}, {"item": {"peer": "r1"}, "changed": False}]}}}
+    out = ipsec_bring_up(mine, "r1", hostvars, "loaded")
+    # r2 changed its end, r3 and the router outside the inventory ours; r0 changed nothing towards r1
+    assert [(p["tunnel"], p["initiate"]) for p in out] == [("gre-r2", True), ("gre-r3", True), ("gre-cisco", True)]
+    assert ipsec_bring_up([{"item": r0, "changed": True}], "r1", {}, "loaded")[0]["initiate"] is False  # r0 sorts first
+    assert ipsec_bring_up([{"item": r2, "skipped": True}, {"item": r3, "failed": True, "changed": True}], "r1", hostvars,
+                          "loaded") == []
+
+
+def test_the_ipsec_verdict_names_the_pairs_without_sas_and_where_to_look():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import ipsec_verdict
+    up = {"tunnel": "gre-r2", "peer": "r2", "underlay_ip": "172.19.0.1", "peer_underlay_ip": "172.19.0.2", "initiate": True}
+    assert ipsec_verdict([], "r1") == {"ran": False, "ok": True, "msg": "r1: CHILD SAs installed for none (SAs unchanged)"}
+    assert ipsec_verdict([{"item": up, "skipped": True}], "r1")["ran"] is False
+    good = {"item": up, "established": True, "connection": "overlay-gre-gre-r2"}
+    assert ipsec_verdict([good], "r1") == {"ran": True, "ok": True, "msg": "r1: CHILD SAs installed for overlay-gre-gre-r2"}
+    bad = {"item": up, "established": False, "msg": "no IPsec CHILD SA of overlay-gre-gre-r2 after 30 s"}
+    out = ipsec_verdict([good, bad], "r1")
+    assert out["ran"] is True and out["ok"] is False
+    assert out["msg"].startswith("r1 (172.19.0.1) and r2 (172.19.0.2) did not bring up IPsec SAs for gre-r2: no IPsec "
+                                 "CHILD SA of overlay-gre-gre-r2 after 30 s. Look at: charon's log on both routers")

@@ -192,12 +192,6 @@ def test_absent_needs_only_the_tunnel():
     assert _ipsec.conf_path("gre-x") == "/etc/swanctl/conf.d/overlay-gre-gre-x.conf"
 
 
-LIST_CONNS = """overlay-gre-gre-router_b: IKEv2, no reauthentication, rekeying every 120s
-  local:  172.19.1.1
-  overlay-gre-gre-router_b: TRANSPORT, rekeying every 30s
-other: IKEv1, reauthentication every 3h
-"""
-
 LIST_SAS = """overlay-gre-gre-router_b: #3, ESTABLISHED, IKEv2, 1b2c3d4e5f607182_i* 91a2b3c4d5e6f708_r
   local  '172.19.1.1' @ 172.19.1.1[500]
   overlay-gre-gre-router_b: #5, reqid 1, INSTALLED, TRANSPORT, ESP:AES_GCM_16-256/ECP_384
@@ -207,7 +201,6 @@ LIST_SAS = """overlay-gre-gre-router_b: #3, ESTABLISHED, IKEv2, 1b2c3d4e5f607182
 
 
 def test_swanctl_output_parsing():
-    assert _ipsec.loaded_conns(LIST_CONNS) == ["overlay-gre-gre-router_b", "other"]
     expected = {"ike": "ESTABLISHED", "children": ["INSTALLED", "REKEYED"]}
     assert _ipsec.established_sas(LIST_SAS, "overlay-gre-gre-router_b") == expected
     assert _ipsec.established_sas("", "overlay-gre-gre-router_b") == {"ike": None, "children": []}
@@ -315,3 +308,25 @@ def test_no_dpkg_is_a_problem_and_a_skipped_read_is_none():
     assert "this router has no dpkg (not Debian or Ubuntu)" in state["problem"]
     assert _ipsec.packages_state({"skipped": True}, WANTED) == {"missing": [], "problem": ""}
     assert _ipsec.packages_state({}, WANTED) == {"missing": [], "problem": ""}
+
+
+def test_vici_loads_the_files_connection_and_secret_by_name():
+    """What charon gets over vici is what swanctl would send for the file's sections: lists split at commas, the
+    secret's id its section's name (so that it can be unloaded alone), the key as it is (not base64)."""
+    opts = _ipsec.validate(dict(OPTS, esp_proposals="aes256gcm16-ecp384, aes128gcm16-modp2048"))
+    (load_conn, conns), (load_shared, shared) = _ipsec.vici_load(opts)
+    name = "overlay-gre-gre-router_b"
+    assert (load_conn, list(conns)) == ("load-conn", [name])
+    conn = conns[name]
+    assert conn["local_addrs"] == ["172.19.1.1"] and conn["remote_addrs"] == ["172.19.1.2"]
+    assert conn["local"] == {"auth": "psk", "id": "172.19.1.1"} and conn["remote"] == {"auth": "psk", "id": "172.19.1.2"}
+    child = conn["children"][name]
+    assert child["esp_proposals"] == ["aes256gcm16-ecp384", "aes128gcm16-modp2048"]
+    assert child["local_ts"] == ["172.19.1.1/32[gre]"] and child["start_action"] == "trap|start"
+    text = _ipsec.config_text(opts)
+    for key in ("rekey_time = %s" % conn["rekey_time"], "rekey_time = %s" % child["rekey_time"], "ike-" + name):
+        assert key in text
+    assert load_shared == "load-shared"
+    assert shared == {"id": "ike-" + name, "type": "ike", "data": OPTS["psk"].encode("utf-8"),
+                      "owners": ["172.19.1.1", "172.19.1.2"]}
+    assert _ipsec.vici_unload(name) == [("unload-conn", {"name": name}), ("unload-shared", {"id": "ike-" + name})]

@@ -11,6 +11,7 @@ The tests of this module run in order on one lab (each step builds on the one be
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -81,6 +82,28 @@ def test_check_mode_installs_nothing(lab):
     for router in ROUTERS:
         assert not any(installed(lab, router, package) for package in PACKAGES)
         assert lab.run(router, ["ip", "xfrm", "policy"], check=True).stdout.strip() == ""
+
+
+def test_an_apt_that_fails_stops_the_run_before_any_change(lab):
+    """strongSwan is installed before anything else changes: a failing apt (here a mirror that does not answer) leaves
+    the router exactly as it was, never with the rules that keep GRE from leaving in clear and no charon to carry it."""
+    sources = "/etc/apt/sources.list"
+    kept = lab.run("router_a", ["cat", sources], check=True).stdout
+    before = kernel_state(lab, "router_a")
+    lab.run("router_a", ["sh", "-c", "cat > %s" % sources], input="deb [trusted=yes] http://127.0.0.1:9/ ./\n", check=True)
+    try:
+        proc = playbook(lab, "--limit", "router_a")
+    finally:
+        lab.run("router_a", ["sh", "-c", "cat > %s && apt-get -q update" % sources], input=kept, check=True)
+    # the run stopped at apt (Ansible's apt module, which first installs python3-apt, found no package), the first task
+    # that would change anything
+    tasks = re.findall(r"^TASK \[(?:overlay\.gre\.gre_router : )?(.*?)\] \*+$|^(fatal): \[router_a\]", proc.stdout, re.M)
+    failed_at = [task for (task, _f), (_t, fatal) in zip(tasks, tasks[1:]) if fatal]
+    assert proc.returncode != 0 and failed_at == ["Install the missing strongSwan packages"], proc.stdout[-4000:]
+    assert recap(proc)["router_a"]["changed"] == 0, recap(proc)
+    assert kernel_state(lab, "router_a") == before
+    assert lab.run("router_a", ["test", "-e", "/etc/overlay-gre"]).returncode != 0
+    assert not any(installed(lab, "router_a", package) for package in PACKAGES)
 
 
 def test_converge_installs_strongswan_by_apt_and_carries_esp_only(lab):
@@ -223,8 +246,36 @@ def test_after_a_real_reboot_the_sas_come_back_and_no_gre_leaves_in_clear(lab):
     converged(playbook(lab), changed=False)
 
 
+# Another tool's connection and secret in charon (a VPN manager's, say), loaded over vici: no start action, so
+# charon sends nothing to its peer, an address of TEST-NET-1.
+FOREIGN = [("load-conn", {"foreign": {"version": "2", "remote_addrs": ["192.0.2.1"], "local": {"auth": "psk"},
+                                      "remote": {"auth": "psk"},
+                                      "children": {"foreign": {"remote_ts": ["198.51.100.0/24"]}}}}),
+           ("load-shared", {"id": "foreign-psk", "type": "ike", "data": "foreign-secret-0123456789",
+                            "owners": ["192.0.2.1"]})]
+VICI = open(os.path.join(vmlab.ROOT, "plugins", "module_utils", "_vici.py"), encoding="utf-8").read()
+
+
+def vici(lab, router, requests):
+    """REQUESTS ([(command, message)]) sent to the router's charon over vici as another tool would (the collection's
+    client, run there by the router's Python); charon's answers."""
+    script = VICI + "\nimport json\nwith Session() as s:\n    print(json.dumps([s.request(c, m) for c, m in %r]))\n" % (requests,)
+    return json.loads(lab.run(router, ["python3", "-"], input=script, check=True).stdout)
+
+
+def charon_holds(lab, router):
+    """(connection names, ids of secrets loaded over vici) that the router's charon holds, sorted."""
+    conns, shared = vici(lab, router, [("get-conns", {}), ("get-shared", {})])
+    return sorted(conns.get("conns") or []), sorted(shared.get("keys") or [])
+
+
 def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
+    # what other tools loaded stays: the role loads and unloads its own connections and secrets by name
+    answers = vici(lab, "router_a", FOREIGN)
+    assert [answer["success"] for answer in answers] == ["yes", "yes"], answers
+    assert charon_holds(lab, "router_a") == (["foreign", "overlay-gre-gre-router_b"], ["foreign-psk", "ike-overlay-gre-gre-router_b"])
     converged(playbook(lab, "-e", "gre_router_ipsec=false"), changed=True)
+    assert charon_holds(lab, "router_a") == (["foreign"], ["foreign-psk"])
     for router in ROUTERS:
         assert sas(lab, router) == (0, 0)
         state = xfrm(lab, router)
@@ -246,10 +297,13 @@ def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
     with Capture(lab, "router_b", "bond0") as capture:
         assert ping(lab, "host_a", "20.10.1.10")
     assert capture.esp and capture.gre_in_clear == [], capture.lines
+    assert charon_holds(lab, "router_a") == (["foreign", "overlay-gre-gre-router_b"], ["foreign-psk", "ike-overlay-gre-gre-router_b"])
 
 
 def test_absent_removes_the_ipsec(lab):
     converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
+    assert charon_holds(lab, "router_a") == (["foreign"], ["foreign-psk"])
+    vici(lab, "router_a", [("unload-conn", {"name": "foreign"}), ("unload-shared", {"id": "foreign-psk"})])
     for router in ROUTERS:
         assert sas(lab, router) == (0, 0)
         # no ESP SA and no policy for GRE in the kernel (charon's own per-socket policies stay while it runs)
