@@ -33,6 +33,21 @@ options:
     description: The name under which each router registered that loop.
     type: str
     required: true
+  batch:
+    description:
+      - The hosts of this batch of the play (C(ansible_play_batch)), for plays that run their hosts in batches
+        (C(serial)). This router then starts the SAs with a peer of an earlier batch, and leaves a pair whose peer runs
+        in a later batch to that peer's run.
+    type: list
+    elements: str
+  play_hosts:
+    description: The hosts of the play that have not failed, in every batch (C(ansible_play_hosts)); needed with O(batch).
+    type: list
+    elements: str
+  ran_var:
+    description: A variable that every router of the play sets when it runs (a peer of the play without it has yet to run).
+    type: str
+    default: _gre_router_plan
 """
 
 EXAMPLES = r"""
@@ -51,11 +66,13 @@ _value:
   elements: dict
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import ipsec_bring_up
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import batches, ipsec_bring_up
 
 
-def gre_router_ipsec_bring_up(results, me, hostvars, load_var):
-    return ipsec_bring_up(results, str(me), hostvars, load_var)
+def gre_router_ipsec_bring_up(results, me, hostvars, load_var, batch=None, play_hosts=None, ran_var="_gre_router_plan"):
+    pairs = [result["item"] for result in results or [] if isinstance(result, dict) and result.get("item")]
+    where = batches(pairs, hostvars, batch, play_hosts, ran_var)
+    return ipsec_bring_up(results, str(me), hostvars, load_var, where["earlier"], where["later"])
 
 
 class FilterModule(object):

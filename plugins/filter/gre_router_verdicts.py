@@ -37,6 +37,24 @@ options:
     description: The name under which each router registered its probe.
     type: str
     required: true
+  batch:
+    description:
+      - The hosts of this batch of the play (C(ansible_play_batch)), for plays that run their hosts in batches
+        (C(serial)). A peer of an earlier batch is then judged by this router's ping alone, and a pair whose peer runs
+        in a later batch passes with a text that says it is checked when the peer runs.
+    type: list
+    elements: str
+    version_added: 0.4.0
+  play_hosts:
+    description: The hosts of the play that have not failed, in every batch (C(ansible_play_hosts)); needed with O(batch).
+    type: list
+    elements: str
+    version_added: 0.4.0
+  ran_var:
+    description: A variable that every router of the play sets when it runs (a peer of the play without it has yet to run).
+    type: str
+    default: _gre_router_plan
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -52,11 +70,12 @@ _value:
   elements: dict
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts, peer_results
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import batches, verdicts, peer_results
 
 
-def gre_router_verdicts(pairs, me, probe, hostvars, probe_var):
-    return verdicts(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var))
+def gre_router_verdicts(pairs, me, probe, hostvars, probe_var, batch=None, play_hosts=None, ran_var="_gre_router_plan"):
+    where = batches(pairs, hostvars, batch, play_hosts, ran_var)
+    return verdicts(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var), where["earlier"], where["later"])
 
 
 class FilterModule(object):

@@ -845,18 +845,38 @@ def held_message(pairs, held, me_name, own_probe, probes_by_peer):
     return " ".join(texts)
 
 
-def verdicts(pairs, me_name, own_probe, probes_by_peer):
+def batches(pairs, hostvars, batch, play_hosts, ran_var):
+    """Where each inventory peer of PAIRS stands in a play that runs its hosts in batches (`serial:`): {'earlier':
+    peers of the play outside this batch that ran already (they hold RAN_VAR), 'later': those that have yet to run}.
+    Both empty when BATCH (ansible_play_batch) is None or holds the whole play (PLAY_HOSTS: ansible_play_hosts, the
+    hosts of every batch that have not failed)."""
+    out = {"earlier": [], "later": []}
+    if batch is None:
+        return out
+    batch, play_hosts = set(batch), set(play_hosts or [])
+    for pair in pairs or []:
+        peer = pair["peer"]
+        if pair.get("external") or peer in batch or peer not in play_hosts:
+            continue
+        ran = peer in hostvars and hostvars[peer].get(ran_var) is not None
+        out["earlier" if ran else "later"].append(peer)
+    return out
+
+
+def verdicts(pairs, me_name, own_probe, probes_by_peer, earlier=(), later=()):
     """After converge: for each pair, whether its tunnel carried pings both ways, and what to say about it.
 
     OWN_PROBE: this router's overlay.gre.peer_probe result (tunnel pings); PROBES_BY_PEER: each inventory peer's, when
-    it ran (a peer outside the play, or the inventory, is judged by this router's ping alone).
+    it ran (a peer outside the play, or the inventory, is judged by this router's ping alone). With `serial:`
+    (batches()), a peer of an EARLIER batch is judged by this router's ping alone too (its own ping was from before
+    this router's run), and a pair whose peer runs LATER is checked then: the peer's end is not built yet.
     """
     out = []
     own = (own_probe or {}).get("peers") or {}
     for pair in pairs or []:
         peer, tunnel = pair["peer"], pair["tunnel"]["name"]
         mine = (own.get(peer) or {}).get("tunnel")
-        theirs_probe = probes_by_peer.get(peer)
+        theirs_probe = None if peer in earlier else probes_by_peer.get(peer)
         if not theirs_probe or theirs_probe.get("skipped"):
             theirs = "not checked"
         else:
@@ -864,6 +884,10 @@ def verdicts(pairs, me_name, own_probe, probes_by_peer):
         ok = mine == "answered" and theirs in ("answered", "not checked")
         if ok:
             text = "%s: %s's tunnel address %s answers through %s" % (me_name, peer, pair["tunnel_peer_address"], tunnel)
+        elif peer in later:
+            ok = True
+            text = ("%s: %s runs in a later batch of this play (serial), so its end of %s is not built yet: the pair is "
+                    "checked when %s runs" % (me_name, peer, tunnel, peer))
         else:
             text = ("The tunnel between %s and %s is built but does not carry traffic. Checked: ping from %s through %s to %s's "
                     "tunnel address %s: %s; from %s to %s: %s. Look at: the underlay between %s and %s (ping -I %s %s); the GRE "
@@ -907,24 +931,28 @@ def underlay_summary(pairs, me_name, probe_peers, probed):
     return "; ".join(texts)
 
 
-def ipsec_bring_up(load_results, me_name, hostvars, load_var):
+def ipsec_bring_up(load_results, me_name, hostvars, load_var, earlier=(), later=()):
     """After overlay.gre.ipsec_peer loaded each protected pair's IPsec (LOAD_RESULTS: that loop's results, each with
     its pair as `item`; the peers' under LOAD_VAR in HOSTVARS), the pairs whose SAs to bring up now: those where either
     router changed its configuration. Each with `initiate`: the router whose name sorts first starts the SAs (always
-    this one towards a peer outside the inventory), the other waits for them; both loaded theirs in the same task."""
+    this one towards a peer outside the inventory), the other waits for them; both loaded theirs in the same task.
+    With `serial:` (batches()), this router starts the SAs with a peer of an EARLIER batch (that one is done), and a
+    pair whose peer runs LATER is brought up then."""
     out = []
     for result in load_results or []:
         pair = (result or {}).get("item") or {}
-        if not pair or result.get("skipped") or result.get("failed"):
+        if not pair or result.get("skipped") or result.get("failed") or pair["peer"] in later:
             continue
         peer = pair["peer"]
         changed = bool(result.get("changed"))
-        if not changed and not pair.get("external") and peer in hostvars:
+        if peer in earlier:
+            pass  # its results are from before this router's change
+        elif not changed and not pair.get("external") and peer in hostvars:
             theirs = hostvars[peer].get(load_var) or {}
             changed = any((r or {}).get("changed") and ((r or {}).get("item") or {}).get("peer") == me_name
                           for r in theirs.get("results") or [])
         if changed:
-            out.append({"tunnel": pair["tunnel"]["name"], "initiate": bool(me_name < peer or pair.get("external")),
+            out.append({"tunnel": pair["tunnel"]["name"], "initiate": bool(me_name < peer or pair.get("external") or peer in earlier),
                         "peer": peer, "underlay_ip": pair["underlay_ip"], "peer_underlay_ip": pair["peer_underlay_ip"]})
     return out
 

@@ -821,6 +821,8 @@ class GreTunnelManager(object):
         self.ip = module.get_bin_path("ip", required=True)
         self.check_mode = module.check_mode
         self.commands = []
+        if not module.check_mode:  # also when this run has nothing to apply (a killed run's `ip` may have finished it)
+            remove_stale_batches(tempfile.gettempdir())
 
     def read(self):
         try:

@@ -24,6 +24,7 @@ import ipaddress
 import os
 import re
 import shlex
+import tempfile
 
 from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
 from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import (
@@ -35,6 +36,7 @@ from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import (
     check_ifname,
     parse_json_documents,
     parse_route,
+    remove_stale_batches,
     run_ip_batch,
 )
 
@@ -445,6 +447,8 @@ class IpRouteManager(object):
     def __init__(self, module):
         self.module = module
         self.ip = module.get_bin_path("ip", required=True)
+        if not module.check_mode:  # also when this run has nothing to apply (a killed run's `ip` may have finished it)
+            remove_stale_batches(tempfile.gettempdir())
 
     def read(self):
         try:

@@ -286,7 +286,8 @@ replay:
   description:
     - Shell commands that rebuild the listed tunnels (as they are after the run, or would be in check mode) with their
       addresses and routes on a machine that has just booted. Running them again changes nothing.
-    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. What a machine keeps across reboots is
+      data (RV(boot)), which the roles' apply program applies.
   returned: always
   type: list
   elements: str

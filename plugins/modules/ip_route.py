@@ -223,7 +223,8 @@ replay:
       would be in check mode) on a machine that has just booted, C(ip route replace ... proto 71) each, routes through
       an interface alone first, then those through a gateway. Running them again changes nothing.
     - The interface is named only where O(routes[].dev) was given, as the task itself leaves it to the kernel.
-    - The role M(overlay.gre.gre_lan_host) writes them into the host's boot script.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. What a machine keeps across reboots is
+      data (RV(boot)), which the roles' apply program applies.
   returned: always
   type: list
   elements: str

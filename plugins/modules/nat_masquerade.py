@@ -222,7 +222,8 @@ replay_check:
   description:
     - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
       each owned chain's first rule); one fails once a firewall reload has flushed them.
-    - The role M(overlay.gre.gre_router)'s firewall guard runs them every second, and the commands of RV(replay) again when one fails.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. The role M(overlay.gre.gre_router)'s firewall
+      guard checks the chains of RV(boot) itself.
   returned: always
   type: list
   elements: str
@@ -231,7 +232,8 @@ replay:
   description:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
       machine that has just booted, after its own firewall is loaded. Running them again changes nothing.
-    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. What a machine keeps across reboots is
+      data (RV(boot)), which the roles' apply program applies.
   returned: always
   type: list
   elements: str

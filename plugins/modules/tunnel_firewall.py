@@ -242,7 +242,8 @@ replay_check:
   description:
     - Shell commands that all succeed only while the rules this module owns are in place (each jump to an owned chain, and
       each owned chain's first rule); one fails once a firewall reload has flushed them.
-    - The role M(overlay.gre.gre_router)'s firewall guard runs them every second, and the commands of RV(replay) again when one fails.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. The role M(overlay.gre.gre_router)'s firewall
+      guard checks the chains of RV(boot) itself.
   returned: always
   type: list
   elements: str
@@ -252,7 +253,8 @@ replay:
     - Shell commands that rebuild the rules this module owns (as they are after the run, or would be in check mode) on a
       machine that has just booted, after its own firewall is loaded. Running them again changes nothing. They need no
       tunnel to exist, so a boot runs them before it makes the tunnels, and no GRE leaves unguarded.
-    - The role M(overlay.gre.gre_router) writes them into the router's boot script.
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. What a machine keeps across reboots is
+      data (RV(boot)), which the roles' apply program applies.
   returned: always
   type: list
   elements: str
@@ -261,6 +263,8 @@ replay_settings:
   description:
     - With O(reflect_keepalives), shell commands that set the tunnel's two settings again on a machine that has just
       booted, once the tunnel exists (RV(replay) runs before it is made). Empty without O(reflect_keepalives).
+    - Deprecated in 0.4.0 and to be removed in 1.0.0, as the roles no longer use it. What a machine keeps across reboots is
+      data (RV(boot.settings)), which the roles' apply program applies.
   returned: always
   type: list
   elements: str

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -113,7 +115,8 @@ def test_links_that_come_and_go_while_it_reads(netns_factory):
     netns = netns_factory("churn")
     churn = subprocess.Popen(["ip", "netns", "exec", netns, "sh", "-c",
                               "i=0; while :; do i=$(( (i + 1) % 50 )); ip link add c$i type veth peer name p$i 2>/dev/null; ip link set c$i up 2>/dev/null; "
-                              "ip addr add 10.9.$i.1/24 dev c$i 2>/dev/null; ip link del c$((i / 2)) 2>/dev/null; done"])
+                              "ip addr add 10.9.$i.1/24 dev c$i 2>/dev/null; ip link del c$((i / 2)) 2>/dev/null; done"],
+                             start_new_session=True)
     try:
         def work():
             from ansible_collections.overlay.gre.plugins.module_utils import _rtnetlink
@@ -125,8 +128,16 @@ def test_links_that_come_and_go_while_it_reads(netns_factory):
 
         seen = json.loads(in_child(netns, work))
     finally:
-        churn.kill()
+        # the loop and the `ip` it runs at that moment: an `ip` left running would change the links after the churn
+        # "stopped", between the two reads compared below
+        os.killpg(churn.pid, signal.SIGKILL)
         churn.wait()
+        while True:
+            try:
+                os.killpg(churn.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
     assert len(seen) == 200 and len(set(seen)) > 1  # every read succeeded, and the links really did change between reads
     reads_as_ip_does(netns)
 
