@@ -775,35 +775,43 @@ def _alive(pid):
     return True
 
 
-def remove_stale_batches(folder):
-    """Remove the batch files in FOLDER of runs whose process is gone (killed before their own cleanup: SIGKILL, an
-    async timeout); the names of those removed. Each file's name holds its run's process id."""
-    removed = []
+def stale_batches(folder):
+    """The batch files in FOLDER of runs whose process is gone (killed before their own cleanup: SIGKILL, an async
+    timeout), sorted. Each file's name holds its run's process id."""
     try:
         names = os.listdir(folder)
     except OSError:
-        return removed
+        return []
+    stale = []
     for name in sorted(names):
         match = BATCH_FILE.match(name)
         if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            try:
-                os.unlink(os.path.join(folder, name))
-                removed.append(name)
-            except OSError:
-                pass
+            stale.append(name)
+    return stale
+
+
+def remove_stale_batches(folder):
+    """Remove stale_batches(FOLDER); the names of those removed. gre_tunnel and ip_route call it when they start
+    outside check mode, also when they then have nothing to apply (a killed run's `ip` may have finished its batch)."""
+    removed = []
+    for name in stale_batches(folder):
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
     return removed
 
 
 def run_ip_batch(module, argv, lines):
     """Run ``ip [ARGV...] -batch FILE`` on LINES, written whole to a file first; (rc, out, err) as run_command gives,
-    with the file's name shown as ``-`` (``Command failed -:N``). The files that killed runs left go first.
+    with the file's name shown as ``-`` (``Command failed -:N``). The file's name holds this process's id
+    (remove_stale_batches).
 
     Not through ip's stdin: a module killed while writing a large batch into the pipe would leave ip to run a cut-off
     last line (``route add 20.1.0.0/1`` for ``route add 20.1.0.0/16 dev t1``). From a file, ip runs whole lines only.
     """
-    folder = tempfile.gettempdir()
-    remove_stale_batches(folder)
-    fd, path = tempfile.mkstemp(prefix="overlay-gre-batch-%d-" % os.getpid(), suffix=".ip", dir=folder)
+    fd, path = tempfile.mkstemp(prefix="overlay-gre-batch-%d-" % os.getpid(), suffix=".ip")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")
@@ -821,7 +829,7 @@ class GreTunnelManager(object):
         self.ip = module.get_bin_path("ip", required=True)
         self.check_mode = module.check_mode
         self.commands = []
-        if not module.check_mode:  # also when this run has nothing to apply (a killed run's `ip` may have finished it)
+        if not module.check_mode:
             remove_stale_batches(tempfile.gettempdir())
 
     def read(self):

@@ -447,7 +447,7 @@ class IpRouteManager(object):
     def __init__(self, module):
         self.module = module
         self.ip = module.get_bin_path("ip", required=True)
-        if not module.check_mode:  # also when this run has nothing to apply (a killed run's `ip` may have finished it)
+        if not module.check_mode:
             remove_stale_batches(tempfile.gettempdir())
 
     def read(self):

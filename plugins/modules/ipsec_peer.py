@@ -175,12 +175,6 @@ class Swanctl(object):
         rc_sas, sas_out, _err = self.run("--list-sas", "--ike", name)
         return True, "", loaded, established_sas(sas_out if rc_sas == 0 else "", name)
 
-    def must(self, *args):
-        rc, out, err = self.run(*args)
-        if rc != 0:
-            raise IpsecInputError("`swanctl %s` failed (rc %d): %s" % (" ".join(args), rc, (err or out).strip()))
-        return out
-
 
 def read_file(path):
     """(content or None, mode or None)."""

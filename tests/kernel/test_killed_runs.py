@@ -30,7 +30,7 @@ import pytest
 
 from support import lab
 from support.lab import ip_json, sh
-from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import BATCH_FILE
+from ansible_collections.overlay.gre.plugins.module_utils._gre_tunnel import stale_batches
 
 KILLS = 20
 
@@ -128,20 +128,6 @@ def killed_run(netns, module, args, delay, whole_group, env=None):
     return pid
 
 
-def stale_batch_files():
-    """The `ip -batch` files (run_ip_batch) in the temporary folder whose run's process is gone."""
-    folder = tempfile.gettempdir()
-    found = []
-    for name in os.listdir(folder):
-        match = BATCH_FILE.match(name)
-        if match:
-            try:
-                os.kill(int(match.group(1)), 0)
-            except ProcessLookupError:
-                found.append(name)
-    return found
-
-
 def clean_run(netns, module, args):
     started = time.monotonic()
     result = lab.run_module_direct(netns, module, args)
@@ -179,7 +165,7 @@ def exercise(netns, module, args, reset, snapshot, seed, shim=None, batches=Fals
         again, _duration = clean_run(netns, module, args)
         assert snapshot() == reference, "kill %d: the run after it did not converge to a clean run's state (%s)" % (number + 1, again)
         if batches:  # nor is the `ip -batch` file of a killed run left behind: the run after it removed it
-            assert stale_batch_files() == [], "kill %d" % (number + 1)
+            assert stale_batches(tempfile.gettempdir()) == [], "kill %d" % (number + 1)
         third, _duration = clean_run(netns, module, args)
         assert third["changed"] is False, "kill %d: the second run after it still changed something: %s" % (number + 1, third)
     print("%s: %d kills over a %.2f s run: %s" % (module, KILLS, duration, json.dumps(outcomes)))
