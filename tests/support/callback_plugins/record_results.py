@@ -10,8 +10,10 @@ type: stdout
 short_description: Write every task result as a JSON line (tests only)
 description:
   - Writes each task result, diff included, to the file named by E(OVERLAY_GRE_RESULTS_FILE), one JSON object a line.
-  - Prints what the default callback prints as well.
-options: {}
+  - Prints what the default callback prints as well, with its options.
+extends_documentation_fragment:
+  - default_callback
+  - result_format_callback
 """
 
 import json
