@@ -55,6 +55,13 @@ options:
     type: str
     default: _gre_router_plan
     version_added: 0.4.0
+  summary:
+    description:
+      - Return one verdict for all pairs rather than one per pair - C(ok) (every pair passed) and C(msg) (every pair's
+        text when all passed, else the failed pairs' texts).
+    type: bool
+    default: false
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -65,17 +72,20 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: For each pair, C(peer), C(ok) (true when it passed) and C(text) (what to say about it).
-  type: list
-  elements: dict
+  description:
+    - For each pair, C(peer), C(ok) (true when it passed) and C(text) (what to say about it).
+    - With O(summary), one dict, C(ok) and C(msg).
+  type: raw
 """
 
-from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import batches, verdicts, peer_results
+from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import batches, verdicts, verdicts_summary, peer_results
 
 
-def gre_router_verdicts(pairs, me, probe, hostvars, probe_var, batch=None, play_hosts=None, ran_var="_gre_router_plan"):
+def gre_router_verdicts(pairs, me, probe, hostvars, probe_var, batch=None, play_hosts=None, ran_var="_gre_router_plan",
+                        summary=False):
     where = batches(pairs, hostvars, batch, play_hosts, ran_var)
-    return verdicts(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var), where["earlier"], where["later"])
+    out = verdicts(pairs, str(me), probe, peer_results(pairs, hostvars, probe_var), where["earlier"], where["later"])
+    return verdicts_summary(out) if summary else out
 
 
 class FilterModule(object):

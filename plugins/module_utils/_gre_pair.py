@@ -21,7 +21,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
-from ansible_collections.overlay.gre.plugins.module_utils import _ipsec
+from ansible_collections.overlay.gre.plugins.module_utils import _ipsec, _router_files
 
 PREFIX = "gre_router_"
 
@@ -671,8 +671,7 @@ class RouterPlan(object):
     def result(self):
         out = {"errors": list(self.errors.items)}
         if self.errors.items:
-            out["pairs"] = []
-            out["absent"] = {"firewall": [], "tunnels": []}
+            out.update(pairs=[], probes=[], ipsec=False, absent={"firewall": [], "tunnels": []})
             return out
         me = self.me
         nat_rules = []
@@ -719,6 +718,10 @@ class RouterPlan(object):
             "families": families,
             "transit": transit,
             "underlay_mtu": self.underlay_mtu,
+            # what overlay.gre.peer_probe probes of each pair (tasks/read.yml)
+            "probes": [p["probe"] for p in self.pairs],
+            # whether any tunnel has IPsec (tasks/read.yml reads strongSwan's packages then)
+            "ipsec": any(p.get("ipsec") is not None for p in self.pairs),
             # what gre_router_state: absent removes by name (overlay.gre.tunnel_firewall's and overlay.gre.gre_tunnel's
             # tunnels; their purge removes the role's other tunnels too)
             "absent": {"firewall": [{"tunnel": p["tunnel"]["name"], "state": "absent"} for p in self.pairs],
@@ -903,6 +906,15 @@ def verdicts(pairs, me_name, own_probe, probes_by_peer, earlier=(), later=()):
     return out
 
 
+def verdicts_summary(found):
+    """FOUND (verdicts()'s result) as one verdict: {'ok': every pair passed, 'msg': every pair's text when all passed
+    (joined by '; '), else the failed pairs' texts (joined by spaces)}."""
+    failed = [v["text"] for v in found if not v["ok"]]
+    if failed:
+        return {"ok": False, "msg": " ".join(failed)}
+    return {"ok": True, "msg": "; ".join(v["text"] for v in found)}
+
+
 def play_errors(me_name, own_errors, hosts, hostvars, plan_var):
     """Before any change, the inventory of every router of the play (HOSTS, each with its plan in PLAN_VAR): {'ok',
     'msg'}. Any unsound one stops them all; this router's own errors first, else the others' (with their names)."""
@@ -1024,3 +1036,52 @@ def run_args(pairs, held_tunnels, probe, state, masquerade):
         "ipsec_pairs": ipsec_pairs,
         "ipsec_gone": ipsec_gone,
     }
+
+
+def run(plan_of, me_name, own_probe, probes_by_peer, state, preflight, masquerade):
+    """The filter gre_router_run's entry point: once the router is read (OWN_PROBE: this router's
+    overlay.gre.peer_probe result; PROBES_BY_PEER: its inventory peers', when they ran in this play), everything this
+    run does, from PLAN_OF (plan()'s result), STATE (gre_router_state), PREFLIGHT (gre_router_preflight) and MASQUERADE
+    (gre_router_masquerade). One dict:
+
+    held (the peers whose pair is left as it is: see held_peers(); none when the probe was off), all_held (every
+    planned pair is: the run stops before any change), held_tunnels, held_msg (why), pairs (the pairs it builds, their
+    MTU derived from the underlay: with_underlay_mtu()), underlay_msg (what the probe found, for the check), purge
+    (nothing held: the modules may remove what is no longer planned), the modules' arguments (tunnels, firewall,
+    nat_rules: run_args()), nat (whether nat_masquerade runs: masquerading on, or an earlier run's chains to remove),
+    family (ip_forward's), sending, sender_stop (overlay.gre.service_files' units and files that stop the senders that
+    go), ipsec_pairs, ipsec_on (any: strongSwan runs), ipsec_gone, ipsec (whether the IPsec tasks run), answered (every
+    built pair's tunnel answered the probe's ping before the run), pair_hosts (this router and the inventory peers of
+    the pairs it builds: pair_changed() reads their results) and probes (what the check after the change probes)."""
+    plan_of = plan_of or {}
+    own_probe = own_probe or {}
+    probe_peers = own_probe.get("peers") or {}
+    planned = list(plan_of.get("pairs") or [])
+    probed = bool(preflight) and state == "present"
+    held = held_peers(planned, me_name, own_probe, probes_by_peer or {}) if probed else []
+    built = [pair for pair in planned if pair["peer"] not in held]
+    pairs = with_underlay_mtu(built, probe_peers, plan_of.get("underlay_mtu"))
+    held_tunnels = [pair["tunnel"]["name"] for pair in planned if pair["peer"] in held]
+    args = run_args(pairs, held_tunnels, own_probe, state, bool(masquerade))
+    sending = [pair["tunnel"]["name"] for pair in args["sending"]]
+    families = list(plan_of.get("families") or [])
+    out = dict(args)
+    out.update({
+        "held": held,
+        "all_held": bool(planned) and len(held) == len(planned),
+        "held_tunnels": held_tunnels,
+        "held_msg": held_message(planned, held, me_name, own_probe, probes_by_peer or {}),
+        "pairs": pairs,
+        "underlay_msg": underlay_summary(planned, me_name, probe_peers, probed),
+        "purge": not held,
+        "nat": bool(masquerade) or bool(own_probe.get("masquerade")),
+        "family": "both" if len(families) > 1 else (families[0] if families else "ipv4"),
+        "sender_stop": _router_files.sender_stop(
+            _router_files.senders_to_stop(list(own_probe.get("keepalives") or []), sending, held_tunnels)),
+        "ipsec_on": bool(args["ipsec_pairs"]),
+        "ipsec": bool(args["ipsec_pairs"]) or bool(args["ipsec_gone"]),
+        "answered": pairs_answered(pairs, probe_peers),
+        "pair_hosts": [me_name] + [pair["peer"] for pair in pairs if not pair.get("external")],
+        "probes": [pair["probe"] for pair in pairs],
+    })
+    return out

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What a GRE router keeps across reboots, planned: the files and units of overlay.gre.service_files for one router.
 
-The role overlay.gre.gre_router calls this (through the filters gre_router_files and gre_router_sender_stop) with
+The role overlay.gre.gre_router calls this (through the filters gre_router_files and gre_router_run) with
 what its modules reported and what overlay.gre.peer_probe found on the router. It returns:
 
 - the boot data of all the router's tunnels (/etc/overlay-gre/boot/NAME.json), the program that applies it

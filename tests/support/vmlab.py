@@ -298,11 +298,12 @@ def assert_tcp_crosses_without_pmtu_discovery(lab, size=1 << 20):
 WAIT_LIMIT = 60
 
 
-def wait_for(what, check):
-    """Poll CHECK until it is true; fail the test, naming WHAT, when it is not within WAIT_LIMIT seconds."""
+def wait_for(what, check, seen=None):
+    """Poll CHECK until it is true; fail the test, naming WHAT (and what SEEN(), when given, returns then), when it is
+    not within WAIT_LIMIT seconds."""
     deadline = time.monotonic() + WAIT_LIMIT
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.5)
-    pytest.fail("not within %d s: %s" % (WAIT_LIMIT, what), pytrace=False)
+    pytest.fail("not within %d s: %s%s" % (WAIT_LIMIT, what, "; seen then:\n%s" % seen() if seen else ""), pytrace=False)

@@ -128,6 +128,20 @@ def test_planner_defaults_agree_with_the_role_defaults():
             assert role_defaults[PREFIX + key] == value, key
 
 
+def test_the_argument_specs_defaults_are_the_role_defaults():
+    """The role's defaults are written twice for Ansible (defaults/main.yml, which the role reads, and
+    meta/argument_specs.yml, which ansible-doc shows) and once for the planner (DEFAULTS, above): all three agree."""
+    role = os.path.join(ROOT, "roles", "gre_router")
+    with open(os.path.join(role, "defaults", "main.yml"), encoding="utf-8") as handle:
+        role_defaults = yaml.safe_load(handle)
+    with open(os.path.join(role, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+        options = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    for name, value in role_defaults.items():
+        assert name in options, name
+        assert options[name].get("default") == value, (name, options[name].get("default"), value)
+    assert sorted(name for name, option in options.items() if "default" in option and name not in role_defaults) == []
+
+
 def test_masquerade_rules_follow_the_howto():
     hv = howto(a__masquerade=True, a__lan_interface="eth1")
     assert plan("router_a", hv["router_a"], hv)["nat_rules"] == [

@@ -286,6 +286,15 @@ def test_verdicts_name_the_pair_and_where_to_look():
     assert out[0]["ok"] is False and "from r2 to 10.255.0.1: no answer" in out[0]["text"]
 
 
+def test_the_verdicts_in_one_the_failed_pairs_alone_when_any_failed():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import verdicts_summary
+    good, other = {"ok": True, "text": "r1: r2 answers"}, {"ok": True, "text": "r1: r4 answers"}
+    bad = {"ok": False, "text": "The tunnel between r1 and r3 is built but does not carry traffic."}
+    assert verdicts_summary([good, other]) == {"ok": True, "msg": "r1: r2 answers; r1: r4 answers"}
+    assert verdicts_summary([good, bad, dict(bad, text="And r5.")]) == {"ok": False, "msg": bad["text"] + " And r5."}
+    assert verdicts_summary([]) == {"ok": True, "msg": ""}
+
+
 def test_whether_the_pair_changed_and_whether_every_tunnel_answered():
     from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import pair_changed, pairs_answered
     hostvars = {"r1": {"tunnel": {"changed": False}, "files": {"skipped": True, "changed": False}},
@@ -407,3 +416,39 @@ def test_with_serial_ipsec_comes_up_with_peers_of_earlier_batches_and_waits_for_
                          earlier=["r0"], later=["r2"])
     # r0 sorts first but is done: r1 starts the SAs; r2 brings its pair up when it runs
     assert [(p["tunnel"], p["initiate"]) for p in out] == [("gre-r0", True)]
+
+
+def test_one_run_settled_from_the_plan_and_the_probes():
+    """The role's tasks pass run()'s fields to the modules: held pairs left out (their tunnels, rules, IPsec and
+    senders untouched, no purge), the others' MTU from the underlay, and the senders and IPsec that go."""
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import run
+    hv = {"r1": site(1, ["r2", "r3", "r4"], keepalive=True), "r2": site(2, ["r1"], keepalive=True),
+          "r3": site(3, ["r1"], keepalive=True), "r4": site(4, ["r1"], keepalive=True)}
+    planned = plan("r1", hv["r1"], hv)
+    assert planned["errors"] == [] and planned["ipsec"] is False
+    answered = {"underlay": "answered: ICMP echo", "tunnel": "answered", "underlay_mtu": 1492}
+    own = {"peers": {"r2": answered, "r3": dict(answered, underlay="no answer: no ICMP echo reply"), "r4": answered},
+           "keepalives": ["gre-r3", "gre-r4", "gre-r9"], "ipsec": ["gre-r9"], "masquerade": True}
+    theirs = {"r2": {"peers": {"r1": {"underlay": "answered: ICMP echo"}}}, "r4": {"peers": {"r1": {"underlay": "answered: ARP"}}}}
+    out = run(planned, "r1", own, theirs, "present", True, False)
+    # r3's underlay did not answer: held, its sender stays; r9 left the inventory: its sender and IPsec go
+    assert out["held"] == ["r3"] and out["held_tunnels"] == ["gre-r3"] and out["all_held"] is False
+    assert out["held_msg"].startswith("The underlay between r1 (172.19.0.1) and r3 (172.19.0.3) does not carry traffic")
+    assert out["purge"] is False and [p["peer"] for p in out["pairs"]] == ["r2", "r4"]
+    assert [t["name"] for t in out["tunnels"]] == ["gre-r2", "gre-r4"] and [t["tunnel"] for t in out["firewall"]] == ["gre-r2", "gre-r4"]
+    assert {p["tunnel"]["name"] for p in out["sending"]} == {"gre-r2", "gre-r4"}
+    assert out["sender_stop"] == {"units": [{"name": "overlay-gre-keepalive@gre-r9.service", "enabled": False, "started": False}],
+                                  "files": [{"path": "/etc/overlay-gre/keepalive-gre-r9.json", "state": "absent"}]}
+    assert out["ipsec_gone"] == ["gre-r9"] and out["ipsec_pairs"] == [] and out["ipsec_on"] is False and out["ipsec"] is True
+    # masquerading off, but an earlier run's chains are there: nat_masquerade runs, with no rules, to remove them
+    assert out["nat"] is True and out["nat_rules"] == []
+    assert out["family"] == "ipv4" and out["answered"] is True and out["pair_hosts"] == ["r1", "r2", "r4"]
+    assert out["probes"] == [p["probe"] for p in out["pairs"]] and len(planned["probes"]) == 3
+    assert "r1 (172.19.0.1) -> r3 (172.19.0.3): no answer: no ICMP echo reply" in out["underlay_msg"]
+    # every pair held: the run stops before any change; the probe off (or absent): none is
+    every = run(planned, "r1", {"peers": {}}, {}, "present", True, False)
+    assert every["all_held"] is True and every["pairs"] == [] and every["tunnels"] == []
+    assert run(planned, "r1", {"peers": {}}, {}, "present", False, False)["held"] == []
+    absent = run(planned, "r1", own, theirs, "absent", True, False)
+    assert absent["held"] == [] and absent["purge"] is True and absent["ipsec_gone"] == ["gre-r9"]
+    assert "not probed (gre_router_preflight is off, or gre_router_state is absent)" in absent["underlay_msg"]

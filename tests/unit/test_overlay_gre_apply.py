@@ -220,11 +220,10 @@ def test_all_runs_the_firewall_then_the_tunnels_then_settings_then_ipsec(tmp_pat
     assert run_main(tmp_path, root, runner, lock=lock) == 0
     data = validated()
     checks = [check_argv(chain["table"], chain["parent"], chain["jump"]) for chain in data["chains"]]
-    assert runner.commands() == checks + [["iptables-nft-restore", "-w", "10", "--noflush"], ["ip", "-batch", "-"],
-                                          ["swanctl", "--load-all", "--noprompt"]]
+    assert runner.commands() == checks + [["iptables-nft-restore", "-w", "10", "--noflush"], ["ip", "-batch", "-"]]
     assert runner.input_of("iptables-nft-restore") == PAYLOAD_ALL_MISSING
     assert runner.input_of("ip") == BATCH_NONE_THERE
-    assert runner.input_of("swanctl") is None and all(data is None for argv, data in runner.calls if "-C" in argv)
+    assert all(data is None for argv, data in runner.calls if "-C" in argv)
     assert (root / SETTING).read_text() == "1\n"
     assert lock.taken == 1
     assert "made gre-router_b, gre-router_c" in capsys.readouterr().out
@@ -324,13 +323,13 @@ def test_a_setting_of_a_missing_interface_fails_the_step(tmp_path, root, capsys)
     assert "the settings step failed: cannot write 1 to /proc/sys/net/ipv4/conf/gre-router_b/accept_local" in capsys.readouterr().err
 
 
-def test_ipsec_tolerates_a_charon_that_does_not_run_yet(tmp_path, root, capsys):
-    runner = FakeRun(fail={"swanctl": (1, "connecting to 'unix:///var/run/charon.vici' failed: No such file or directory")})
+def test_ipsec_loads_nothing_itself_so_other_tools_connections_stay(tmp_path, root, capsys):
+    """strongswan.service loads the swanctl files when it starts; a `swanctl --load-all` here, run again whenever the
+    unit restarts with a firewall reload, would unload the connections that other tools loaded over vici."""
+    runner = FakeRun()
     assert run_main(tmp_path, root, runner) == 0
-    err = capsys.readouterr().err
-    assert ap.NO_CHARON + "\n" in err
-    assert "overlay.gre: charon does not run yet; strongswan.service loads the tunnels' IPsec when it starts" in err
-    assert "exited 1: connecting to 'unix:///var/run/charon.vici' failed" in err
+    assert not any(argv[0] == "swanctl" for argv in runner.commands())
+    assert ap.IPSEC_BY_CHARON + "\n" in capsys.readouterr().out
 
 
 def test_ipsec_without_strongswan_fails(tmp_path, root, capsys):

@@ -102,6 +102,10 @@ def test_converge_joins_the_sites_through_the_tunnel(lab):
             # machine's firewall (PartOf=) applies the tunnel's rules again
             active = lab.run(router, ["systemctl", "is-active", unit]).stdout.strip()
             assert active == "active", "%s: %s is %s" % (router, unit, active)
+        # a boot step that hangs (an iptables waiting for its lock) cannot hold the boot before network-online.target
+        # for ever: systemd stops the unit after 2 minutes
+        timeout = lab.run(router, ["systemctl", "show", "-P", "TimeoutStartUSec", "overlay-gre@tunnels.service"]).stdout.strip()
+        assert timeout == "2min", "%s: overlay-gre@tunnels.service: TimeoutStartUSec=%s" % (router, timeout)
         state = kernel_state(lab, router)
         assert state["forwarding"] == "1"
         assert any(l["kind"] == "gre" and l["name"] != "gre0" for l in state["links"]), state["links"]

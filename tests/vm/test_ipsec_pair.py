@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -106,6 +107,30 @@ def test_an_apt_that_fails_stops_the_run_before_any_change(lab):
     assert not any(installed(lab, "router_a", package) for package in PACKAGES)
 
 
+def test_strongswan_starter_in_the_way_stops_the_run_before_any_change(lab):
+    """A router with strongSwan's other daemon (strongswan-starter: ipsec.service, its own charon on UDP 500 and 4500,
+    from the lab's apt repository as from Debian's): the run refuses before any change, saying what is in the way and
+    how to move on; the router is left as it was."""
+    apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y"]
+    before = kernel_state(lab, "router_b")
+    try:
+        lab.run("router_b", apt + ["update"], check=True, timeout=300)  # a fresh router has no package lists
+        lab.run("router_b", apt + ["install", "strongswan-starter"], check=True, timeout=300)
+        proc = playbook(lab, "--limit", "router_b")
+    finally:
+        lab.run("router_b", apt + ["purge", "--autoremove", "strongswan-starter"], check=True, timeout=300)
+        # systemd remembers a unit of the package that failed before it went (strongswan-starter.service)
+        lab.run("router_b", ["systemctl", "reset-failed"], check=True)
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert ("router_b: gre_router_ipsec runs strongSwan's charon-systemd (strongswan.service), but strongswan-starter is "
+            "installed: its ipsec.service runs another charon") in proc.stdout, proc.stdout[-4000:]
+    assert "(apt purge strongswan-starter)" in proc.stdout and "Nothing was changed." in proc.stdout
+    assert recap(proc)["router_b"]["changed"] == 0, recap(proc)
+    assert kernel_state(lab, "router_b") == before
+    assert lab.run("router_b", ["test", "-e", "/etc/overlay-gre"]).returncode != 0
+    assert not any(installed(lab, "router_b", package) for package in PACKAGES + ("strongswan-starter",))
+
+
 def test_converge_installs_strongswan_by_apt_and_carries_esp_only(lab):
     converged(playbook(lab), changed=True)
     for router in ROUTERS:
@@ -187,6 +212,13 @@ def xfrm(lab, router):
     and replay bitmap): the same SAs and policies give the same result whatever crossed them meanwhile."""
     volatile = re.compile(r"^\s*(lastused|anti-replay context|replay-window)\b.*$\n?", re.M)
     return {part: volatile.sub("", lab.run(router, ["ip", "xfrm", part], check=True).stdout) for part in ("state", "policy")}
+
+
+def xfrm_seen(lab, router):
+    """What a test that waited in vain for the xfrm state to empty shows: the state and policies with their
+    statistics, the acquire lifetime, and charon's last log lines."""
+    return lab.run(router, ["sh", "-c", "ip -s xfrm state; ip xfrm policy; sysctl net.core.xfrm_acq_expires; "
+                                        "journalctl -u strongswan.service -n 30 --no-pager"]).stdout
 
 
 def real_sas(state):
@@ -281,7 +313,7 @@ def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
         state = xfrm(lab, router)
         assert real_sas(state["state"]) == [] and "proto gre" not in state["policy"], state
         wait_for("%s's larval acquire states expire" % router,
-                 lambda router=router: xfrm(lab, router)["state"].strip() == "")
+                 lambda router=router: xfrm(lab, router)["state"].strip() == "", seen=lambda router=router: xfrm_seen(lab, router))
         left = lab.run(router, ["sh", "-c", "ls /etc/swanctl/conf.d/ | grep overlay-gre || true"], check=True).stdout
         assert left.strip() == "", left
         rules = kernel_state(lab, router)["rules"]
@@ -298,10 +330,26 @@ def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
         assert ping(lab, "host_a", "20.10.1.10")
     assert capture.esp and capture.gre_in_clear == [], capture.lines
     assert charon_holds(lab, "router_a") == (["foreign", "overlay-gre-gre-router_b"], ["foreign-psk", "ike-overlay-gre-gre-router_b"])
+    # the boot unit runs again with a firewall reload (PartOf=): it applies the data, and leaves charon's
+    # connections, ours and the other tool's, as they are (0.3.0's `swanctl --load-all` unloaded the foreign ones)
+    lab.run("router_a", ["systemctl", "restart", "overlay-gre@tunnels.service"], check=True)
+    assert lab.run("router_a", ["systemctl", "is-active", "overlay-gre@tunnels.service"]).stdout.strip() == "active"
+    assert charon_holds(lab, "router_a") == (["foreign", "overlay-gre-gre-router_b"], ["foreign-psk", "ike-overlay-gre-gre-router_b"])
 
 
 def test_absent_removes_the_ipsec(lab):
-    converged(playbook(lab, "-e", "gre_router_state=absent"), changed=True)
+    # with the sites talking all along: the tunnels go first, so no GRE leaves in clear while the IPsec and the rules
+    # that drop unprotected GRE go (0.3.0 removed those first, and the tunnels last)
+    with Capture(lab, "router_a", "bond0") as capture:
+        pinger = lab.popen("host_a", ["ping", "-n", "-q", "-i", "0.05", "-w", "600", "20.10.1.10"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc = playbook(lab, "-e", "gre_router_state=absent")
+        finally:
+            lab.run("host_a", ["pkill", "-x", "ping"])
+            pinger.wait(timeout=30)
+    converged(proc, changed=True)
+    assert capture.esp and capture.gre_in_clear == [], capture.gre_in_clear
     assert charon_holds(lab, "router_a") == (["foreign"], ["foreign-psk"])
     vici(lab, "router_a", [("unload-conn", {"name": "foreign"}), ("unload-shared", {"id": "foreign-psk"})])
     for router in ROUTERS:
@@ -309,7 +357,8 @@ def test_absent_removes_the_ipsec(lab):
         # no ESP SA and no policy for GRE in the kernel (charon's own per-socket policies stay while it runs)
         assert real_sas(lab.run(router, ["ip", "xfrm", "state"], check=True).stdout) == []
         wait_for("%s's larval acquire states expire" % router,
-                 lambda router=router: lab.run(router, ["ip", "xfrm", "state"], check=True).stdout.strip() == "")
+                 lambda router=router: lab.run(router, ["ip", "xfrm", "state"], check=True).stdout.strip() == "",
+                 seen=lambda router=router: xfrm_seen(lab, router))
         policies = lab.run(router, ["ip", "xfrm", "policy"], check=True).stdout
         assert "proto gre" not in policies and "172.19.1." not in policies, policies
         left = lab.run(router, ["sh", "-c", "ls /etc/swanctl/conf.d/ | grep overlay-gre || true"], check=True).stdout
