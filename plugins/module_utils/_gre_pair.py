@@ -1048,11 +1048,12 @@ def run(plan_of, me_name, own_probe, probes_by_peer, state, preflight, masquerad
     planned pair is: the run stops before any change), held_tunnels, held_msg (why), pairs (the pairs it builds, their
     MTU derived from the underlay: with_underlay_mtu()), underlay_msg (what the probe found, for the check), purge
     (nothing held: the modules may remove what is no longer planned), the modules' arguments (tunnels, firewall,
-    nat_rules: run_args()), nat (whether nat_masquerade runs: masquerading on, or an earlier run's chains to remove),
-    family (ip_forward's), sending, sender_stop (overlay.gre.service_files' units and files that stop the senders that
-    go), ipsec_pairs, ipsec_on (any: strongSwan runs), ipsec_gone, ipsec (whether the IPsec tasks run), answered (every
-    built pair's tunnel answered the probe's ping before the run), pair_hosts (this router and the inventory peers of
-    the pairs it builds: pair_changed() reads their results) and probes (what the check after the change probes)."""
+    nat_rules: run_args(); firewall_first: the rules of the new tunnels with IPsec, applied before the tunnels), nat
+    (whether nat_masquerade runs: masquerading on, or an earlier run's chains to remove), family (ip_forward's),
+    sending, sender_stop (overlay.gre.service_files' units and files that stop the senders that go), ipsec_pairs,
+    ipsec_on (any: strongSwan runs), ipsec_gone, ipsec (whether the IPsec tasks run), answered (every built pair's
+    tunnel answered the probe's ping before the run), pair_hosts (this router and the inventory peers of the pairs it
+    builds: pair_changed() reads their results) and probes (what the check after the change probes)."""
     plan_of = plan_of or {}
     own_probe = own_probe or {}
     probe_peers = own_probe.get("peers") or {}
@@ -1066,6 +1067,11 @@ def run(plan_of, me_name, own_probe, probes_by_peer, state, preflight, masquerad
     sending = [pair["tunnel"]["name"] for pair in args["sending"]]
     families = list(plan_of.get("families") or [])
     out = dict(args)
+    # a new tunnel with IPsec gets its firewall rules before it exists (they drop its GRE that IPsec does not
+    # protect): the keepalive reflection's settings, which need the tunnel, come with the other rules after it
+    existing = set(own_probe.get("tunnels") or [])
+    out["firewall_first"] = [dict(pair["firewall_options"], reflect_keepalives=False) for pair in args["ipsec_pairs"]
+                             if pair["tunnel"]["name"] not in existing]
     out.update({
         "held": held,
         "all_held": bool(planned) and len(held) == len(planned),

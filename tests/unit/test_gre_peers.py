@@ -440,6 +440,7 @@ def test_one_run_settled_from_the_plan_and_the_probes():
     assert out["sender_stop"] == {"units": [{"name": "overlay-gre-keepalive@gre-r9.service", "enabled": False, "started": False}],
                                   "files": [{"path": "/etc/overlay-gre/keepalive-gre-r9.json", "state": "absent"}]}
     assert out["ipsec_gone"] == ["gre-r9"] and out["ipsec_pairs"] == [] and out["ipsec_on"] is False and out["ipsec"] is True
+    assert out["firewall_first"] == []
     # masquerading off, but an earlier run's chains are there: nat_masquerade runs, with no rules, to remove them
     assert out["nat"] is True and out["nat_rules"] == []
     assert out["family"] == "ipv4" and out["answered"] is True and out["pair_hosts"] == ["r1", "r2", "r4"]
@@ -452,3 +453,18 @@ def test_one_run_settled_from_the_plan_and_the_probes():
     absent = run(planned, "r1", own, theirs, "absent", True, False)
     assert absent["held"] == [] and absent["purge"] is True and absent["ipsec_gone"] == ["gre-r9"]
     assert "not probed (gre_router_preflight is off, or gre_router_state is absent)" in absent["underlay_msg"]
+
+
+def test_a_new_tunnel_with_ipsec_gets_its_firewall_rules_before_it_exists():
+    from ansible_collections.overlay.gre.plugins.module_utils._gre_pair import run
+    from support.pairs import howto
+    hv = howto(a__ipsec=True, b__ipsec=True, a__ipsec_psk="a-lab-psk-0123456789", b__ipsec_psk="a-lab-psk-0123456789")
+    planned = plan("router_a", hv["router_a"], hv)
+    assert planned["errors"] == [] and planned["ipsec"] is True
+    answered = {"peers": {"router_b": {"underlay": "answered: ICMP echo"}}}
+    first = run(planned, "router_a", dict(answered, tunnels=[]), {}, "present", True, False)["firewall_first"]
+    assert [(f["tunnel"], f["ipsec"], f["reflect_keepalives"]) for f in first] == [("gre-router_b", True, False)]
+    # the rest of its options as the firewall task gets them
+    assert dict(first[0], reflect_keepalives=True) == planned["pairs"][0]["firewall_options"]
+    # once it exists, the firewall task alone
+    assert run(planned, "router_a", dict(answered, tunnels=["gre-router_b"]), {}, "present", True, False)["firewall_first"] == []

@@ -131,8 +131,30 @@ def test_strongswan_starter_in_the_way_stops_the_run_before_any_change(lab):
     assert not any(installed(lab, "router_b", package) for package in PACKAGES + ("strongswan-starter",))
 
 
+def pinging(lab, source, target):
+    """host SOURCE pings TARGET every 50 ms for the duration of a with-block."""
+    class Pinging(object):
+        def __enter__(self):
+            self.proc = lab.popen(source, ["ping", "-n", "-q", "-i", "0.05", "-w", "600", target],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return self
+
+        def __exit__(self, *exc):
+            lab.run(source, ["pkill", "-x", "ping"])
+            self.proc.wait(timeout=30)
+            return False
+    return Pinging()
+
+
 def test_converge_installs_strongswan_by_apt_and_carries_esp_only(lab):
-    converged(playbook(lab), changed=True)
+    # routers that forward already (as routers do), and the sites talking all along: the new tunnel's rules that drop
+    # GRE that IPsec does not protect come before the tunnel, so none of their traffic leaves in clear meanwhile
+    for router in ROUTERS:
+        lab.run(router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    with Capture(lab, "router_a", "bond0") as first_build, pinging(lab, "host_a", "20.10.1.10"):
+        proc = playbook(lab)
+    converged(proc, changed=True)
+    assert first_build.gre_in_clear == [], first_build.gre_in_clear
     for router in ROUTERS:
         assert all(installed(lab, router, package) for package in PACKAGES)
         for unit in ("strongswan.service",):
@@ -340,14 +362,8 @@ def test_ipsec_off_returns_to_plain_gre_and_on_again_to_esp(lab):
 def test_absent_removes_the_ipsec(lab):
     # with the sites talking all along: the tunnels go first, so no GRE leaves in clear while the IPsec and the rules
     # that drop unprotected GRE go (0.3.0 removed those first, and the tunnels last)
-    with Capture(lab, "router_a", "bond0") as capture:
-        pinger = lab.popen("host_a", ["ping", "-n", "-q", "-i", "0.05", "-w", "600", "20.10.1.10"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc = playbook(lab, "-e", "gre_router_state=absent")
-        finally:
-            lab.run("host_a", ["pkill", "-x", "ping"])
-            pinger.wait(timeout=30)
+    with Capture(lab, "router_a", "bond0") as capture, pinging(lab, "host_a", "20.10.1.10"):
+        proc = playbook(lab, "-e", "gre_router_state=absent")
     converged(proc, changed=True)
     assert capture.esp and capture.gre_in_clear == [], capture.gre_in_clear
     assert charon_holds(lab, "router_a") == (["foreign"], ["foreign-psk"])
