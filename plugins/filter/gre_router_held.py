@@ -14,6 +14,8 @@ description:
   - Used by the role M(overlay.gre.gre_router) after M(overlay.gre.peer_probe) ran on every router of the play.
   - A pair is held when this router's probe of the peer's underlay address found no answer, or the peer's probe of
     this router's did (a peer outside the play is judged by this router's probe alone).
+extends_documentation_fragment:
+  - overlay.gre.peer_probes
 options:
   _input:
     description: The pairs of the router's plan (from P(overlay.gre.gre_router_plan#filter)).
@@ -22,18 +24,6 @@ options:
     required: true
   me:
     description: The router's inventory name.
-    type: str
-    required: true
-  probe:
-    description: The router's registered M(overlay.gre.peer_probe) result.
-    type: dict
-    required: true
-  hostvars:
-    description: The play's C(hostvars), to read each peer's probe (the variable O(probe_var)).
-    type: dict
-    required: true
-  probe_var:
-    description: The name under which each router registered its probe.
     type: str
     required: true
 """

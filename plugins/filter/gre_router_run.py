@@ -16,6 +16,8 @@ description:
   - Settles the pairs this run holds (this router's probe of the peer's underlay address found no answer, or the
     peer's probe of this router's did; see P(overlay.gre.gre_router_held#filter)) and those it builds, their tunnels'
     MTU derived from the underlay's, and each module's arguments.
+extends_documentation_fragment:
+  - overlay.gre.peer_probes
 options:
   _input:
     description: The router's inventory name.
@@ -24,18 +26,6 @@ options:
   plan:
     description: The router's plan (P(overlay.gre.gre_router_plan#filter)).
     type: dict
-    required: true
-  probe:
-    description: The router's registered M(overlay.gre.peer_probe) result.
-    type: dict
-    required: true
-  hostvars:
-    description: The play's C(hostvars), to read each peer's probe (the variable O(probe_var)).
-    type: dict
-    required: true
-  probe_var:
-    description: The name under which each router registered its probe.
-    type: str
     required: true
   state:
     description: C(gre_router_state).
@@ -65,12 +55,15 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(held), C(held_tunnels), C(held_msg) (why they are held), C(pairs) (those built), C(underlay_msg) (what the
-      probe found), C(purge) (nothing held), C(tunnels), C(firewall), C(nat_rules), C(nat) (whether
-      M(overlay.gre.nat_masquerade) runs), C(family) (M(overlay.gre.ip_forward)'s), C(sending), C(sender_stop)
-      (M(overlay.gre.service_files)' C(units) and C(files) that stop the keepalive senders that go), C(ipsec_pairs),
-      C(ipsec_gone), C(ipsec) (whether the IPsec tasks run) and C(answered) (every built pair's tunnel answered the
-      probe before the run).
+    - C(held), C(all_held) (every planned pair is held - the run stops before any change), C(held_tunnels), C(held_msg)
+      (why they are held), C(pairs) (those built), C(underlay_msg) (what the probe found), C(purge) (nothing held),
+      C(tunnels), C(firewall), C(firewall_first) (the rules of the new tunnels with IPsec, applied before the
+      tunnels), C(nat_rules), C(nat) (whether M(overlay.gre.nat_masquerade) runs), C(family)
+      (M(overlay.gre.ip_forward)'s), C(sending), C(sender_stop) (M(overlay.gre.service_files)' C(units) and C(files)
+      that stop the keepalive senders that go), C(ipsec_pairs), C(ipsec_on) (any pair protected), C(ipsec_gone),
+      C(ipsec) (whether the IPsec tasks run), C(answered) (every built pair's tunnel answered the probe before the
+      run), C(pair_hosts) (this router and the inventory peers of the pairs it builds) and C(probes) (what the check
+      after the change probes).
   type: dict
 """
 

@@ -15,6 +15,8 @@ description:
     every router of the play.
   - A pair passes when this router's ping of the peer's tunnel address answered, and the peer's ping of this router's
     did too (a peer outside the play is judged by this router's ping alone). A failing pair's text says where to look.
+extends_documentation_fragment:
+  - overlay.gre.peer_probes
 options:
   _input:
     description: The pairs of the router's plan (from P(overlay.gre.gre_router_plan#filter)).
@@ -28,14 +30,6 @@ options:
   probe:
     description: The router's registered M(overlay.gre.peer_probe) result (its tunnel pings).
     type: dict
-    required: true
-  hostvars:
-    description: The play's C(hostvars), to read each peer's probe (the variable O(probe_var)).
-    type: dict
-    required: true
-  probe_var:
-    description: The name under which each router registered its probe.
-    type: str
     required: true
   batch:
     description:

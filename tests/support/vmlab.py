@@ -92,13 +92,17 @@ def boot_sites(name, inventory, group_vars=None, topology="lab/topologies/howto.
         yield found
 
 
-def playbook(lab, *args):
+def playbook(lab, *args, site=SITE, collections=None):
+    """ansible-playbook SITE (this checkout's playbooks/site.yml) on LAB's inventories with ARGS; with COLLECTIONS, that
+    folder alone on the collections path (an installed artefact)."""
     argv = ["ansible-playbook"]
     for inventory in lab.inventories:
         argv += ["-i", inventory]
-    proc = subprocess.run(argv + [SITE] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT,
-                          env=ansible_env())
-    return proc
+    env = ansible_env()
+    if collections:
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+    return subprocess.run(argv + [site] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT,
+                          env=env)
 
 
 def recap(proc):

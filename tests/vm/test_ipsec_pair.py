@@ -10,6 +10,7 @@ The tests of this module run in order on one lab (each step builds on the one be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -131,19 +132,16 @@ def test_strongswan_starter_in_the_way_stops_the_run_before_any_change(lab):
     assert not any(installed(lab, "router_b", package) for package in PACKAGES + ("strongswan-starter",))
 
 
+@contextlib.contextmanager
 def pinging(lab, source, target):
     """host SOURCE pings TARGET every 50 ms for the duration of a with-block."""
-    class Pinging(object):
-        def __enter__(self):
-            self.proc = lab.popen(source, ["ping", "-n", "-q", "-i", "0.05", "-w", "600", target],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return self
-
-        def __exit__(self, *exc):
-            lab.run(source, ["pkill", "-x", "ping"])
-            self.proc.wait(timeout=30)
-            return False
-    return Pinging()
+    proc = lab.popen(source, ["ping", "-n", "-q", "-i", "0.05", "-w", "600", target],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        lab.run(source, ["pkill", "-x", "ping"])
+        proc.wait(timeout=30)
 
 
 def test_converge_installs_strongswan_by_apt_and_carries_esp_only(lab):

@@ -54,11 +54,7 @@ def old_collections(tmp_path_factory):
 def old_playbook(lab, collections):
     """0.3.0's playbooks/site.yml, with 0.3.0 alone on the collections path."""
     site = os.path.join(str(collections), "ansible_collections", "overlay", "gre", "playbooks", "site.yml")
-    argv = ["ansible-playbook"]
-    for inventory in lab.inventories:
-        argv += ["-i", inventory]
-    return subprocess.run(argv + [site], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, cwd=ROOT,
-                          env=dict(ansible_env(), ANSIBLE_COLLECTIONS_PATH=str(collections)))
+    return playbook(lab, site=site, collections=collections)
 
 
 def changed_tasks(proc):
